@@ -1,0 +1,99 @@
+#pragma once
+/// \file
+/// The `database` concept every module is written against, and its optional capabilities.
+
+#include <concepts>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "error.hpp"
+
+namespace kysera::infra {
+
+/// A database handle the modules can work with.
+///
+/// Requirements, for an lvalue `db` of type `D`:
+///  1. `db.execute(sql)` with a `std::string_view` runs one statement and throws on failure
+///     (ideally a `database_error`); what it returns is the backend's own result and is ignored
+///     by the modules.
+///  2. `db.close()` releases everything the handle holds; calling it again does nothing.
+///
+/// Nothing else is required, so a user's own type can model it:
+///
+///     struct my_db {
+///       void execute(std::string_view sql);
+///       void close();
+///     };
+///     static_assert(kysera::infra::database<my_db>);
+template <class D>
+concept database = requires(D& db, std::string_view sql) {
+  db.execute(sql);
+  db.close();
+};
+
+/// Optional: `db.ping()` checks the session cheaply and throws when it is unusable.
+template <class D>
+concept database_with_ping = database<D> && requires(D& db) { db.ping(); };
+
+/// Optional: `db.cancel()` interrupts a statement running on another thread. It returns at once,
+/// also when the server is paused or unreachable, and never throws.
+template <class D>
+concept database_with_cancel = database<D> && requires(D& db) { db.cancel(); };
+
+/// Optional: `db.server_version()` returns the server's version text.
+template <class D>
+concept database_with_server_version = database<D> && requires(D& db) {
+  { db.server_version() } -> std::convertible_to<std::string>;
+};
+
+namespace detail {
+/// A stand-in callable used only to ask whether `transaction` accepts a function of a session.
+struct transaction_probe {
+  template <class Session>
+  void operator()(Session&) const;
+};
+}  // namespace detail
+
+/// Optional: `db.transaction(fn)` runs `fn(session&)` between BEGIN and COMMIT on one session,
+/// rolling back when `fn` throws, and returns what `fn` returns.
+template <class D>
+concept database_with_transaction =
+    database<D> && requires(D& db) { db.transaction(detail::transaction_probe{}); };
+
+/// Checks that `db` answers: `db.ping()` where it exists, else `db.execute("SELECT 1")`.
+template <database D>
+void ping(D& db) {
+  if constexpr (database_with_ping<D>) {
+    db.ping();
+  } else {
+    db.execute("SELECT 1");
+  }
+}
+
+/// Interrupts a running statement where `D` can; returns whether it could try.
+template <database D>
+bool try_cancel(D& db) noexcept {
+  if constexpr (database_with_cancel<D>) {
+    try {
+      db.cancel();
+    } catch (...) {
+      return false;
+    }
+    return true;
+  } else {
+    return false;
+  }
+}
+
+/// The server's version where `D` can tell it; empty otherwise. Throws what `D` throws.
+template <database D>
+std::optional<std::string> server_version(D& db) {
+  if constexpr (database_with_server_version<D>) {
+    return std::string(db.server_version());
+  } else {
+    return std::nullopt;
+  }
+}
+
+}  // namespace kysera::infra

@@ -1,0 +1,137 @@
+#pragma once
+// A small parser for `scheme://user:password@host:port/database?key=value&...` connection URLs.
+
+#include <cctype>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "../error.hpp"
+
+namespace kysera::infra::detail {
+
+struct url {
+  std::string scheme;
+  std::string user;
+  std::string password;
+  std::string host;
+  std::optional<std::uint16_t> port;
+  std::string database;  // path without the leading '/'
+  std::map<std::string, std::string> params;
+};
+
+inline int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/// Decodes %XX escapes; throws `database_error(errc::invalid_url)` on a malformed escape.
+inline std::string percent_decode(std::string_view in, std::string_view backend) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) {
+        throw database_error(errc::invalid_url, "invalid connection URL: truncated %-escape",
+                             std::string(backend));
+      }
+      int hi = hex_value(in[i + 1]);
+      int lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) {
+        throw database_error(errc::invalid_url, "invalid connection URL: bad %-escape",
+                             std::string(backend));
+      }
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+/// Parses a connection URL. Error messages never quote the URL, which may hold a password.
+inline url parse_url(std::string_view text, std::string_view backend) {
+  auto fail = [&](const char* why) -> url {
+    throw database_error(errc::invalid_url, std::string("invalid connection URL: ") + why,
+                         std::string(backend));
+  };
+  if (text.find('\0') != std::string_view::npos) return fail("contains a NUL byte");
+  url u;
+  auto sep = text.find("://");
+  if (sep == std::string_view::npos || sep == 0) return fail("expected scheme://");
+  u.scheme = std::string(text.substr(0, sep));
+  for (auto& c : u.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string_view rest = text.substr(sep + 3);
+
+  std::string_view query;
+  if (auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  std::string_view authority = rest;
+  std::string_view path;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    authority = rest.substr(0, slash);
+    path = rest.substr(slash + 1);
+  }
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+      u.user = percent_decode(userinfo.substr(0, colon), backend);
+      u.password = percent_decode(userinfo.substr(colon + 1), backend);
+    } else {
+      u.user = percent_decode(userinfo, backend);
+    }
+  }
+  std::string_view port_text;
+  bool has_port = false;
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) return fail("unterminated [IPv6] host");
+    u.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return fail("junk after [IPv6] host");
+      port_text = after.substr(1);
+      has_port = true;
+    }
+  } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    u.host = percent_decode(authority.substr(0, colon), backend);
+    port_text = authority.substr(colon + 1);
+    has_port = true;
+  } else {
+    u.host = percent_decode(authority, backend);
+  }
+  if (has_port) {
+    if (port_text.empty() || port_text.size() > 5) return fail("bad port");
+    unsigned value = 0;
+    for (char c : port_text) {
+      if (c < '0' || c > '9') return fail("bad port");
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return fail("port out of range");
+    u.port = static_cast<std::uint16_t>(value);
+  }
+  u.database = percent_decode(path, backend);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    std::string key = percent_decode(pair.substr(0, eq), backend);
+    std::string value =
+        eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1), backend);
+    if (key.empty()) return fail("empty parameter name");
+    u.params[key] = value;
+  }
+  return u;
+}
+
+}  // namespace kysera::infra::detail

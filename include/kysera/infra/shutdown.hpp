@@ -1,0 +1,9 @@
+#pragma once
+/// \file
+/// The shutdown module (namespace kysera::infra::shutdown).
+
+#include "database.hpp"
+#include "error.hpp"
+#include "logger.hpp"
+
+namespace kysera::infra::shutdown {}

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Starts, stops, pauses and restarts the PostgreSQL and MariaDB servers the tests use: loopback
+# only, free ports, data under $KYSERA_TEST_SERVER_DIR (the build tree by default).
+#
+#   servers.sh start|stop [postgres|mysql|all]    start or stop (start is a no-op when running)
+#   servers.sh fixture-up | fixture-down           for ctest fixtures: down only stops what up started
+#   servers.sh pause|resume|restart|kill <postgres|mysql>
+#   servers.sh status | env
+#
+# State lives in $KYSERA_TEST_SERVER_DIR: <name>.port, <name>.pid, server.env (URLs for tests).
+set -euo pipefail
+
+dir=${KYSERA_TEST_SERVER_DIR:?set KYSERA_TEST_SERVER_DIR}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+PG_PASSWORD='pg-Secret-7d2f'
+MY_PASSWORD='my-Secret-91ac'
+
+log() { echo "servers.sh: $*" >&2; }
+
+find_bin() {  # name, extra search dirs...
+  local name=$1; shift
+  command -v "$name" 2>/dev/null && return 0
+  local d
+  for d in "$@"; do [ -x "$d/$name" ] && { echo "$d/$name"; return 0; }; done
+  return 1
+}
+pg_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && { echo "$d"; return 0; }; done
+  dirname "$(command -v pg_ctl)"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+    port_in_use "$p" || { echo "$p"; return 0; }
+  done
+  log "no free port found"; return 1
+}
+
+# Postgres refuses to run as root: run its tools as the postgres user when we are root.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_data() { cat "$dir/postgres.datadir"; }
+
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+write_env() {
+  {
+    [ -f "$dir/postgres.port" ] && echo "KYSERA_TEST_POSTGRES_URL=postgres://postgres:${PG_PASSWORD}@127.0.0.1:$(cat "$dir/postgres.port")/postgres"
+    [ -f "$dir/mysql.port" ] && echo "KYSERA_TEST_MYSQL_URL=mysql://kysera:${MY_PASSWORD}@127.0.0.1:$(cat "$dir/mysql.port")/kysera_test"
+    true
+  } > "$dir/server.env"
+}
+
+pg_running() { [ -f "$dir/postgres.datadir" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$(pg_data)" status >/dev/null 2>&1; }
+
+pg_start() {
+  local bin port data
+  bin=$(pg_bindir)
+  if [ ! -f "$dir/postgres.datadir" ]; then
+    # The data directory must be reachable by the postgres user; the build tree may not be.
+    data="$dir/pgdata"
+    mkdir -p "$data"
+    if [ "$(id -u)" = 0 ]; then
+      chown postgres "$data"
+      if ! runuser -u postgres -- test -w "$data"; then
+        rmdir "$data"
+        data=$(mktemp -d /tmp/kysera-pgdata.XXXXXX)
+        chown postgres "$data"
+      fi
+    fi
+    echo "$data" > "$dir/postgres.datadir"
+    local pw; pw=$(mktemp); echo "$PG_PASSWORD" > "$pw"; chmod 644 "$pw"
+    as_pg "$bin/initdb" -D "$data" -U postgres --pwfile="$pw" --auth-host=scram-sha-256 \
+      --auth-local=trust -E UTF8 --no-sync >"$dir/postgres.initdb.log" 2>&1 \
+      || { rm -f "$pw"; cat "$dir/postgres.initdb.log" >&2; return 1; }
+    rm -f "$pw"
+  fi
+  data=$(pg_data)
+  [ -f "$dir/postgres.port" ] || free_port > "$dir/postgres.port"
+  port=$(cat "$dir/postgres.port")
+  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/postgres.port"; fi
+  as_pg "$bin/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null || { cat "$data/server.log" >&2; return 1; }
+  head -1 "$data/postmaster.pid" > "$dir/postgres.pid"
+  write_env
+  log "postgres on 127.0.0.1:$port"
+}
+
+pg_stop() {
+  [ -f "$dir/postgres.datadir" ] || return 0
+  pg_resume 2>/dev/null || true
+  as_pg "$(pg_bindir)/pg_ctl" -D "$(pg_data)" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+# A paused server: the postmaster and every backend stop (SIGSTOP), so connections hang.
+pg_pids() { local p; p=$(cat "$dir/postgres.pid"); echo "$p"; pgrep -P "$p" || true; }
+pg_pause() { kill -STOP $(pg_pids); }
+pg_resume() { [ -f "$dir/postgres.pid" ] && kill -CONT $(pg_pids) 2>/dev/null || true; }
+
+my_bin() { find_bin mariadbd /usr/sbin /usr/libexec || find_bin mysqld /usr/sbin; }
+my_client() { find_bin mariadb /usr/bin || find_bin mysql /usr/bin; }
+my_running() { [ -f "$dir/mysql.pid" ] && pid_alive "$(cat "$dir/mysql.pid")"; }
+
+my_start() {
+  local data="$dir/mysqldata" port sock="$dir/mysql.sock"
+  if [ ${#sock} -gt 100 ]; then sock=$(mktemp -u /tmp/kysera-mysql.XXXXXX.sock); fi
+  echo "$sock" > "$dir/mysql.socket"
+  local fresh=0
+  if [ ! -d "$data/mysql" ]; then
+    mkdir -p "$data"
+    local installer; installer=$(find_bin mariadb-install-db /usr/bin || find_bin mysql_install_db /usr/bin)
+    "$installer" --no-defaults --datadir="$data" --user="$(id -un)" --auth-root-authentication-method=socket \
+      --skip-test-db >"$dir/mysql.install.log" 2>&1 || { cat "$dir/mysql.install.log" >&2; return 1; }
+    fresh=1
+  fi
+  [ -f "$dir/mysql.port" ] || free_port > "$dir/mysql.port"
+  port=$(cat "$dir/mysql.port")
+  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/mysql.port"; fi
+  "$(my_bin)" --no-defaults --datadir="$data" --port="$port" --bind-address=127.0.0.1 \
+    --socket="$sock" --pid-file="$dir/mysql.pidfile" --user="$(id -un)" --skip-name-resolve \
+    --max-connections=300 --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
+    --innodb-flush-log-at-trx-commit=2 --skip-log-bin --log-error="$dir/mysql.err" \
+    >/dev/null 2>&1 &
+  echo $! > "$dir/mysql.pid"
+  local i
+  for i in $(seq 1 600); do
+    if "$(my_client)" --no-defaults --socket="$sock" -uroot -e "select 1" >/dev/null 2>&1; then break; fi
+    pid_alive "$(cat "$dir/mysql.pid")" || { cat "$dir/mysql.err" >&2; return 1; }
+    sleep 0.1
+  done
+  if [ "$fresh" = 1 ]; then
+    "$(my_client)" --no-defaults --socket="$sock" -uroot <<SQL
+DELETE FROM mysql.global_priv WHERE User='';
+CREATE USER 'kysera'@'%' IDENTIFIED BY '${MY_PASSWORD}';
+GRANT ALL PRIVILEGES ON *.* TO 'kysera'@'%' WITH GRANT OPTION;
+CREATE DATABASE IF NOT EXISTS kysera_test;
+FLUSH PRIVILEGES;
+SQL
+  fi
+  write_env
+  log "mariadb on 127.0.0.1:$port"
+}
+
+my_stop() {
+  my_running || return 0
+  local pid; pid=$(cat "$dir/mysql.pid")
+  kill -CONT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for i in $(seq 1 600); do pid_alive "$pid" || break; sleep 0.1; done
+  pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  return 0
+}
+my_pause() { kill -STOP "$(cat "$dir/mysql.pid")"; }
+my_resume() { [ -f "$dir/mysql.pid" ] && kill -CONT "$(cat "$dir/mysql.pid")" 2>/dev/null || true; }
+
+which_servers() {
+  case "${1:-all}" in
+    all) echo "postgres mysql" ;;
+    postgres|pg) echo postgres ;;
+    mysql|mariadb) echo mysql ;;
+    *) log "unknown server '$1'"; exit 2 ;;
+  esac
+}
+prefix() { [ "$1" = postgres ] && echo pg || echo my; }
+
+cmd=${1:-status}
+case "$cmd" in
+  start)
+    for s in $(which_servers "${2:-all}"); do
+      p=$(prefix "$s"); "${p}_running" || "${p}_start"
+    done ;;
+  stop)
+    for s in $(which_servers "${2:-all}"); do p=$(prefix "$s"); "${p}_stop"; done ;;
+  restart)
+    for s in $(which_servers "${2:?which server}"); do p=$(prefix "$s"); "${p}_stop"; "${p}_start"; done ;;
+  kill)
+    # Abrupt: SIGKILL the server (postgres: the postmaster and its backends); `start` brings it back.
+    for s in $(which_servers "${2:?which server}"); do
+      p=$(prefix "$s")
+      if [ "$s" = postgres ]; then kill -KILL $(pg_pids) 2>/dev/null || true; sleep 0.2; rm -f "$(pg_data)/postmaster.pid"
+      else kill -KILL "$(cat "$dir/mysql.pid")" 2>/dev/null || true; fi
+    done ;;
+  pause)
+    for s in $(which_servers "${2:?which server}"); do p=$(prefix "$s"); "${p}_pause"; done ;;
+  resume)
+    for s in $(which_servers "${2:?which server}"); do p=$(prefix "$s"); "${p}_resume"; done ;;
+  fixture-up)
+    owned=""
+    for s in postgres mysql; do
+      p=$(prefix "$s")
+      if ! "${p}_running"; then "${p}_start"; owned="$owned $s"; fi
+    done
+    echo "$owned" > "$dir/fixture-owned" ;;
+  fixture-down)
+    if [ -f "$dir/fixture-owned" ]; then
+      for s in $(cat "$dir/fixture-owned"); do p=$(prefix "$s"); "${p}_stop"; done
+      rm -f "$dir/fixture-owned"
+    fi ;;
+  status)
+    for s in postgres mysql; do p=$(prefix "$s"); if "${p}_running"; then echo "$s: running"; else echo "$s: stopped"; fi; done ;;
+  env) cat "$dir/server.env" ;;
+  *) log "unknown command '$cmd'"; exit 2 ;;
+esac
