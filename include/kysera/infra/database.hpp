@@ -97,3 +97,17 @@ std::optional<std::string> server_version(D& db) {
 }
 
 }  // namespace kysera::infra
+
+#include <chrono>
+
+namespace kysera::infra {
+
+/// Optional: `db.close_for(timeout)` closes like `close()` but waits at most `timeout` for work
+/// in flight (leased pool connections) and returns whether everything finished in time.
+/// Graceful shutdown uses it where present.
+template <class D>
+concept database_with_timed_close = database<D> && requires(D& db, std::chrono::milliseconds t) {
+  { db.close_for(t) } -> std::convertible_to<bool>;
+};
+
+}  // namespace kysera::infra

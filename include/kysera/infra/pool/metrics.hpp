@@ -1,0 +1,98 @@
+#pragma once
+/// \file
+/// Pool metrics: `pool_metrics`, the `pool_traits` customisation point, the type-erased
+/// `metrics_pool` handle and `create_metrics_pool`.
+
+#include <concepts>
+#include <cstddef>
+#include <type_traits>
+
+namespace kysera::infra::sqlite {
+class connection;
+}
+
+namespace kysera::infra::pool {
+
+/// A snapshot of a pool. `max` is the configured maximum (1 for a single connection).
+struct pool_metrics {
+  std::size_t total = 0;    ///< open connections, idle + active
+  std::size_t idle = 0;     ///< open and free to lease
+  std::size_t active = 0;   ///< leased right now
+  std::size_t waiting = 0;  ///< callers blocked in acquire()
+  std::size_t max = 0;      ///< configured maximum size
+  friend bool operator==(const pool_metrics&, const pool_metrics&) = default;
+};
+
+/// Customisation point: specialise for your own pool type `P` to make `create_metrics_pool`
+/// accept it. The specialisation provides
+///   1. `static pool_metrics get_metrics(P& p)`: a snapshot; must not throw when the database is down;
+///   2. `static void close(P& p)`: closes the pool.
+///
+///     template <> struct kysera::infra::pool::pool_traits<my_pool> {
+///       static pool_metrics get_metrics(my_pool& p) { return {p.size(), p.free(), p.used(), 0, p.cap()}; }
+///       static void close(my_pool& p) { p.shutdown(); }
+///     };
+///
+/// There is no primary definition: types nobody specialised for are rejected at compile time.
+template <class P>
+struct pool_traits;
+
+/// Whether `create_metrics_pool` accepts `P`.
+template <class P>
+concept pool_with_metrics = requires(P& p) {
+  { pool_traits<std::remove_cvref_t<P>>::get_metrics(p) } -> std::same_as<pool_metrics>;
+  pool_traits<std::remove_cvref_t<P>>::close(p);
+};
+
+/// A small copyable handle that reads metrics from, and closes, a pool that outlives it.
+/// Thread-safe as far as the pool's own `get_metrics` and `close` are.
+class metrics_pool {
+ public:
+  template <pool_with_metrics P>
+  explicit metrics_pool(P& pool) noexcept
+      : pool_(const_cast<void*>(static_cast<const void*>(&pool))),
+        metrics_([](void* p) { return pool_traits<std::remove_cvref_t<P>>::get_metrics(*static_cast<P*>(p)); }),
+        close_([](void* p) { pool_traits<std::remove_cvref_t<P>>::close(*static_cast<P*>(p)); }) {}
+
+  pool_metrics get_metrics() const { return metrics_(pool_); }
+  void close() const { close_(pool_); }
+
+ private:
+  void* pool_;
+  pool_metrics (*metrics_)(void*);
+  void (*close_)(void*);
+};
+
+/// A `metrics_pool` watching `pool`. Compiles only for types with a `pool_traits` specialisation
+/// (our `connection_pool`, a single `sqlite::connection`, and user pools).
+///
+///     auto handle = kysera::infra::pool::create_metrics_pool(my_pool);
+///     auto m = handle.get_metrics();  // m.active, m.idle, ...
+template <pool_with_metrics P>
+metrics_pool create_metrics_pool(P& pool) noexcept {
+  return metrics_pool(pool);
+}
+
+/// The value form of `pool_with_metrics`, for run-time branches in generic code.
+template <class T>
+constexpr bool is_metrics_pool(const T&) noexcept {
+  return pool_with_metrics<T>;
+}
+
+/// A single SQLite connection counts as a pool of one: total 1, idle 0, active 1 while open
+/// (0 once closed), waiting 0, max 1. The member templates defer the use of the adapter until
+/// a call, so this header does not need the adapter (or SQLite) to be present.
+template <>
+struct pool_traits<sqlite::connection> {
+  template <class C = sqlite::connection>
+  static pool_metrics get_metrics(C& c) {
+    bool open = c.is_open();
+    return pool_metrics{1, 0, open ? std::size_t{1} : std::size_t{0}, 0, 1};
+  }
+  template <class C = sqlite::connection>
+  static void close(C& c) {
+    c.close();
+  }
+};
+
+}  // namespace kysera::infra::pool
