@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Package tests: install into a temporary prefix and build consumers against it.
+#   run_consumer.sh <mode> <source-dir> <build-dir> <work-dir>
+# modes: find_package, add_subdirectory, pkg_config, missing_component
+# URLs checked: a fresh SQLite file, plus the test servers' URLs when server.env lists them.
+set -euo pipefail
+mode=$1 src=$2 build=$3 work=$4
+prefix="$work/prefix"
+rm -rf "$work/$mode"
+mkdir -p "$work/$mode"
+components="sqlite"
+urls=("sqlite://$work/$mode/consumer.db")
+env_file="${KYSERA_TEST_SERVER_DIR:-$build/test-servers}/server.env"
+if [ -f "$env_file" ]; then
+  while IFS='=' read -r key value; do
+    case "$key" in
+      KYSERA_TEST_POSTGRES_URL) components="$components;postgres"; urls+=("$value") ;;
+      KYSERA_TEST_MYSQL_URL) components="$components;mysql"; urls+=("$value") ;;
+    esac
+  done < "$env_file"
+fi
+
+install_prefix() {
+  # One install per work dir, shared by the modes; done under a lock-free rename.
+  if [ ! -f "$prefix/.done" ]; then
+    local tmp="$prefix.tmp.$$"
+    cmake --install "$build" --prefix "$tmp" >/dev/null
+    rm -rf "$prefix"; mv "$tmp" "$prefix"; touch "$prefix/.done"
+  fi
+}
+
+case "$mode" in
+  find_package)
+    install_prefix
+    cmake -S "$src/tests/package/consumer" -B "$work/$mode" -G Ninja -DMODE=find_package \
+      "-DKYSERA_COMPONENTS=$components" "-DCMAKE_PREFIX_PATH=$prefix" -DCMAKE_CXX_COMPILER="${CXX:-c++}" >/dev/null
+    cmake --build "$work/$mode" >/dev/null
+    "$work/$mode/consumer" "${urls[@]}" ;;
+  add_subdirectory)
+    cmake -S "$src/tests/package/consumer" -B "$work/$mode" -G Ninja -DMODE=add_subdirectory \
+      "-DKYSERA_COMPONENTS=$components" "-DKYSERA_SOURCE_DIR=$src" -DCMAKE_CXX_COMPILER="${CXX:-c++}" >/dev/null
+    cmake --build "$work/$mode" >/dev/null
+    "$work/$mode/consumer" "${urls[@]}" ;;
+  pkg_config)
+    install_prefix
+    export PKG_CONFIG_PATH="$prefix/share/pkgconfig"
+    flags=$(pkg-config --cflags kysera-infra)
+    libs=$(pkg-config --libs kysera-infra)
+    # pkg-config users define the adapter macros and link the drivers themselves.
+    ${CXX:-c++} $flags -DKYSERA_INFRA_HAS_SQLITE=1 "$src/tests/package/consumer/main.cpp" \
+      -o "$work/$mode/consumer" $libs -lsqlite3
+    "$work/$mode/consumer" "sqlite://$work/$mode/consumer.db" ;;
+  missing_component)
+    install_prefix
+    if cmake -S "$src/tests/package/consumer/missing" -B "$work/$mode" "-DCMAKE_PREFIX_PATH=$prefix" \
+        >"$work/$mode/out.txt" 2>&1; then
+      echo "configuration succeeded although a required component is missing" >&2; exit 1
+    fi
+    grep -q "oracle" "$work/$mode/out.txt" || { cat "$work/$mode/out.txt" >&2; exit 1; }
+    echo "missing component rejected:"; grep -m1 "oracle" "$work/$mode/out.txt" ;;
+  *) echo "unknown mode $mode" >&2; exit 2 ;;
+esac
