@@ -30,6 +30,14 @@ struct open_target {
                        std::string(backend));
 }
 
+inline std::string decode(std::string_view text) {
+  try {
+    return infra::detail::percent_decode(text, backend);
+  } catch (const database_error&) {
+    invalid_url("bad %-escape");
+  }
+}
+
 inline bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept {
   if (text.size() < prefix.size()) return false;
   for (std::size_t i = 0; i < prefix.size(); ++i) {
@@ -64,7 +72,7 @@ inline open_target parse_target(std::string_view text) {
   if (rest == ":memory:") {
     path = ":memory:";  // sqlite::memory:
   } else if (rest.substr(0, 2) == "//") {
-    path = infra::detail::percent_decode(rest.substr(2), backend);  // sqlite:///abs, sqlite://rel
+    path = decode(rest.substr(2));  // sqlite:///abs, sqlite://rel
   } else {
     invalid_url("expected sqlite:///absolute/path, sqlite://relative/path or sqlite::memory:");
   }
@@ -76,10 +84,10 @@ inline open_target parse_target(std::string_view text) {
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (pair.empty()) continue;
     auto eq = pair.find('=');
-    std::string key = infra::detail::percent_decode(pair.substr(0, eq), backend);
+    std::string key = decode(pair.substr(0, eq));
     std::string value = eq == std::string_view::npos
                             ? std::string{}
-                            : infra::detail::percent_decode(pair.substr(eq + 1), backend);
+                            : decode(pair.substr(eq + 1));
     if (key != "mode") invalid_url("unknown parameter '" + key + "' (supported: mode)");
     if (value != "ro" && value != "rw" && value != "rwc") {
       invalid_url("mode must be ro, rw or rwc");
