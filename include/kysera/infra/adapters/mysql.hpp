@@ -1,0 +1,387 @@
+#pragma once
+/// \file
+/// `kysera::infra::mysql::connection`: a thread-safe MySQL/MariaDB session over MySQL
+/// Connector/C++'s legacy JDBC API (1.1, and 8.x/9.x), with visible reconnects, error
+/// translation into `database_error`, and a `cancel()` that never blocks.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "../detail/secrets.hpp"
+#include "../error.hpp"
+#include "../rows.hpp"
+#include "mysql/config.hpp"
+#include "mysql/driver.hpp"
+
+namespace kysera::infra::mysql {
+
+/// Thread-safe: every member may be called from any thread; statements are serialised by one
+/// internal recursive mutex (so `transaction`'s callable can call `execute` on the same object).
+///
+/// Connects eagerly. When a call fails because the session broke (killed, server restarted,
+/// read timeout) it throws `errc::connection_lost` (or `timeout`) and is never replayed; the next
+/// call reconnects first (one attempt). Inside `transaction` it never reconnects. Session state
+/// (SET variables, temporary tables, user locks) does not survive a reconnect.
+///
+///     kysera::infra::mysql::connection db("mysql://app:secret@127.0.0.1:3306/shop?connect_timeout=5");
+///     auto r = db.execute("SELECT id, name FROM users");
+///     db.transaction([](auto& tx) { tx.execute("UPDATE stock SET n = n - 1 WHERE id = 7"); });
+class connection {
+ public:
+  static constexpr std::string_view backend_name = "mysql";
+
+  /// Parses `url` (`mysql://` or `mariadb://`, default port 3306; parameters connect_timeout,
+  /// read_timeout, write_timeout, cancel_timeout in seconds or with an "ms" suffix, overriding
+  /// `options`) and connects. Bad options: `std::invalid_argument` naming the field; bad URL:
+  /// `database_error(errc::invalid_url)`; connect failure: `database_error` with its `errc`.
+  ///
+  ///     kysera::infra::mysql::connection_options o;
+  ///     o.connect_timeout = 3s;
+  ///     kysera::infra::mysql::connection db("mysql://app:secret@db:3306/shop", o);
+  explicit connection(std::string_view url, connection_options options = {}) {
+    detail::validate(options);
+    target_ = detail::parse_mysql_url(url, options);
+    options_ = options;
+    description_ = detail::describe(target_);
+    cancel_ = std::make_shared<detail::mysql_cancel_target>();
+    cancel_->target = target_;
+    cancel_->timeout_s = detail::driver_seconds(options_.cancel_timeout);
+    std::lock_guard lock(mutex_);
+    connect_locked();
+  }
+
+  /// Closes (waits for a statement in flight).
+  ~connection() { close(); }
+
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Runs one statement and returns its result, copied out: columns, values (NULL is nullopt),
+  /// `affected_rows` for statements without a result set, `last_insert_id` when
+  /// `fetch_last_insert_id` is on. Throws `database_error`.
+  ///
+  ///     auto r = db.execute("SELECT name FROM users WHERE id = 1");
+  ///     std::string name = r.at(0, "name").value_or("");
+  rows execute(std::string_view sql) {
+    std::lock_guard lock(mutex_);
+    rows out = run_locked(sql, detail::mysql_phase::statement);
+    if (options_.fetch_last_insert_id && out.affected_rows > 0 && !broken_ && detail::mysql_is_insert(sql)) {
+      // The insert happened: a failure here must not turn it into an error the caller would retry.
+      try {
+        rows id = run_locked("SELECT LAST_INSERT_ID()", detail::mysql_phase::statement);
+        if (!id.empty() && id.at(0, 0)) out.last_insert_id = std::stoll(*id.at(0, 0));
+      } catch (...) {
+      }
+    }
+    return out;
+  }
+
+  /// One real round trip (`SELECT 1`); the driver's isValid() is not trusted against MariaDB.
+  ///
+  ///     db.ping();
+  void ping() {
+    std::lock_guard lock(mutex_);
+    run_locked("SELECT 1", detail::mysql_phase::statement);
+  }
+
+  /// Interrupts the statement another thread is running on this connection with
+  /// `KILL QUERY <connection id>`, sent from a detached helper thread over a short-lived second
+  /// session (`cancel_timeout`), so it returns at once even when the server is paused or gone.
+  /// The interrupted call throws `errc::cancelled`. No-op when nothing runs; at most one helper
+  /// per connection at a time. Whatever statement runs when the KILL arrives is interrupted.
+  ///
+  ///     std::thread t([&] { db.execute("SELECT SLEEP(60)"); });  // throws errc::cancelled
+  ///     db.cancel();
+  void cancel() noexcept {
+    if (closed_.load() || !in_statement_.load()) return;
+    std::uint64_t id = connection_id_.load();
+    if (id == 0) return;
+    cancel_requested_.store(true);
+    std::shared_ptr<detail::mysql_cancel_target> target = cancel_;
+    if (target->busy.exchange(true)) return;
+    detail::mysql_helper_registry* registry = nullptr;
+    try {
+      registry = detail::mysql_globals().helpers;
+      registry->enter();
+      std::thread([target, id, registry] {
+        thread_local detail::mysql_helper_registry::leave_at_thread_exit leave{registry};
+        detail::mysql_kill_query(*target, id);
+        target->busy.store(false);
+      }).detach();
+    } catch (...) {
+      if (registry) registry->leave();
+      target->busy.store(false);
+    }
+  }
+
+  /// The server's version text (`SELECT VERSION()`), e.g. "10.11.6-MariaDB-0+deb12u1".
+  ///
+  ///     std::string v = db.server_version();
+  std::string server_version() {
+    std::lock_guard lock(mutex_);
+    rows r = run_locked("SELECT VERSION()", detail::mysql_phase::statement);
+    if (r.empty() || !r.at(0, 0)) return {};
+    return *r.at(0, 0);
+  }
+
+  /// Runs `fn(*this)` between START TRANSACTION and COMMIT, holding the connection for the whole
+  /// call; ROLLBACK and rethrow when `fn` throws; returns what `fn` returns. A lost connection
+  /// inside throws `errc::connection_lost` and is not reconnected until the call ends; a COMMIT
+  /// that fails because the connection broke throws `errc::outcome_unknown`. Nested calls on
+  /// the same thread throw `std::logic_error`.
+  ///
+  ///     int n = db.transaction([](kysera::infra::mysql::connection& tx) {
+  ///       tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = 1");
+  ///       return 1;
+  ///     });
+  template <class F>
+  std::invoke_result_t<F&, connection&> transaction(F&& fn) {
+    using result_t = std::invoke_result_t<F&, connection&>;
+    std::lock_guard lock(mutex_);
+    if (in_transaction_) {
+      throw std::logic_error("mysql: transaction() called inside a transaction on the same connection");
+    }
+    run_locked("START TRANSACTION", detail::mysql_phase::statement);
+    in_transaction_ = true;
+    struct reset {
+      bool& flag;
+      ~reset() { flag = false; }
+    } end_transaction{in_transaction_};
+    if constexpr (std::is_void_v<result_t>) {
+      guarded(fn);
+      commit_locked();
+    } else {
+      result_t result = guarded(fn);
+      commit_locked();
+      if constexpr (std::is_reference_v<result_t>) {
+        return static_cast<result_t>(result);
+      } else {
+        return result;
+      }
+    }
+  }
+
+  /// Idempotent and final: waits for a statement in flight, then ends the session. Every later
+  /// call throws `errc::closed`.
+  ///
+  ///     db.close();
+  void close() noexcept {
+    std::lock_guard lock(mutex_);
+    if (closed_.exchange(true)) return;
+    drop_locked();
+  }
+
+  /// False after `close()`.
+  bool is_open() const noexcept { return !closed_.load(); }
+
+  /// The driver's session (reconnecting first if it broke). The caller must not use it
+  /// concurrently with other calls on this object.
+  ///
+  ///     sql::Connection& raw = db.native();
+  ::sql::Connection& native() {
+    std::lock_guard lock(mutex_);
+    return session_locked();
+  }
+
+  /// The server's id of the current session (`CONNECTION_ID()`), 0 while not connected; it
+  /// changes on reconnect. Useful for `KILL` and for reading the process list.
+  std::uint64_t connection_id() const noexcept { return connection_id_.load(); }
+
+  /// "mysql://user@host:port/db": never the password.
+  std::string description() const { return description_; }
+
+ private:
+  template <class F>
+  decltype(auto) guarded(F& fn) {
+    try {
+      return std::invoke(fn, *this);
+    } catch (...) {
+      rollback_quietly_locked();
+      throw;
+    }
+  }
+
+  void commit_locked() {
+    try {
+      run_locked("COMMIT", detail::mysql_phase::commit);
+    } catch (...) {
+      rollback_quietly_locked();
+      throw;
+    }
+  }
+
+  void rollback_quietly_locked() noexcept {
+    if (closed_.load() || !conn_ || broken_) return;  // a broken session rolled back on its own
+    try {
+      run_locked("ROLLBACK", detail::mysql_phase::statement);
+    } catch (...) {
+    }
+  }
+
+  database_error make_error(errc code, const std::string& what, const std::string& sqlstate, int native,
+                            const char* context) const {
+    std::string msg = "mysql: " + what + " (" + context + " " + description_ + ")";
+    return database_error(code, infra::detail::redact(std::move(msg), target_.password), std::string(backend_name),
+                          sqlstate, native);
+  }
+
+  void connect_locked() {
+    using clock = std::chrono::steady_clock;
+    int connect_s = detail::driver_seconds(options_.connect_timeout);
+    auto start = clock::now();
+    std::unique_ptr<::sql::Connection> c;
+    std::uint64_t id = 0;
+    try {
+      c = detail::mysql_open(target_, connect_s, detail::driver_seconds(options_.read_timeout),
+                             detail::driver_seconds(options_.write_timeout), true);
+      std::unique_ptr<::sql::Statement> st(c->createStatement());
+      std::unique_ptr<::sql::ResultSet> rs(st->executeQuery("SELECT CONNECTION_ID()"));
+      if (rs->next()) id = rs->getUInt64(1);
+    } catch (const ::sql::SQLException& e) {
+      int code = e.getErrorCode();
+      errc ec = detail::classify_mysql_error(code, e.getSQLStateCStr(), detail::mysql_phase::connect);
+      // A connect or handshake that ran into the connect timeout reports a network error.
+      auto elapsed = clock::now() - start;
+      if (detail::is_network_error(code) && elapsed >= std::chrono::seconds(connect_s) - std::chrono::milliseconds(200)) {
+        ec = errc::timeout;
+      }
+      throw make_error(ec, e.what(), e.getSQLStateCStr(), code, "connecting to");
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw make_error(errc::backend_error, e.what(), {}, 0, "connecting to");
+    }
+    conn_ = std::move(c);
+    broken_ = false;
+    connection_id_.store(id);
+  }
+
+  void drop_locked() noexcept {
+    connection_id_.store(0);
+    if (!conn_) return;
+    try {
+      detail::mysql_driver();  // this thread may never have used the driver
+      conn_->close();
+    } catch (...) {
+    }
+    try {
+      conn_.reset();
+    } catch (...) {
+    }
+  }
+
+  /// The session for the next statement: throws `closed`; reconnects when it broke (never inside
+  /// a transaction).
+  ::sql::Connection& session_locked() {
+    if (closed_.load()) {
+      throw database_error(errc::closed, "mysql: connection is closed (" + description_ + ")",
+                           std::string(backend_name));
+    }
+    if (conn_ && !broken_) {
+      try {
+        detail::mysql_driver();
+        if (conn_->isClosed()) broken_ = true;
+      } catch (...) {
+        broken_ = true;
+      }
+    }
+    if (!conn_ || broken_) {
+      if (in_transaction_) {
+        throw database_error(errc::connection_lost,
+                             "mysql: the connection was lost inside a transaction; it reconnects after "
+                             "the transaction ends (" + description_ + ")",
+                             std::string(backend_name));
+      }
+      drop_locked();
+      connect_locked();
+    }
+    return *conn_;
+  }
+
+  /// Sets the in-flight flags `cancel()` reads for the duration of one statement.
+  struct statement_scope {
+    connection& self;
+    explicit statement_scope(connection& c) : self(c) {
+      self.cancel_requested_.store(false);
+      self.in_statement_.store(true);
+    }
+    ~statement_scope() { self.in_statement_.store(false); }
+    statement_scope(const statement_scope&) = delete;
+    statement_scope& operator=(const statement_scope&) = delete;
+  };
+
+  rows run_locked(std::string_view sql, detail::mysql_phase phase) {
+    using clock = std::chrono::steady_clock;
+    ::sql::Connection& c = session_locked();
+    detail::mysql_driver();
+    statement_scope scope(*this);
+    auto start = clock::now();
+    try {
+      return detail::mysql_run(c, sql);
+    } catch (const ::sql::SQLException& e) {
+      throw statement_error(e.getErrorCode(), e.getSQLStateCStr(), e.what(), phase, clock::now() - start);
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw statement_error(0, "", e.what(), phase, clock::now() - start);
+    }
+  }
+
+  database_error statement_error(int code, const std::string& sqlstate, const std::string& what,
+                                 detail::mysql_phase phase, std::chrono::steady_clock::duration elapsed) {
+    bool broken = detail::is_session_broken(code);
+    if (!broken) {
+      try {
+        broken = conn_->isClosed();
+      } catch (...) {
+        broken = true;
+      }
+    }
+    if (broken) {
+      broken_ = true;
+      connection_id_.store(0);  // no KILL QUERY for a session that is gone
+    }
+    errc ec = detail::classify_mysql_error(code, sqlstate, phase);
+    bool cancelled = cancel_requested_.load();
+    if (cancelled && (code == detail::mysql_code::query_interrupted ||
+                      code == detail::mysql_code::connection_killed || code == detail::mysql_code::server_lost)) {
+      ec = errc::cancelled;  // MariaDB may report a KILL QUERY as a killed or lost connection
+    } else if (broken && options_.read_timeout.count() > 0 && detail::is_network_error(code) &&
+               elapsed >= std::chrono::seconds(detail::driver_seconds(options_.read_timeout)) -
+                              std::chrono::milliseconds(200)) {
+      ec = phase == detail::mysql_phase::commit ? errc::outcome_unknown : errc::timeout;
+    }
+    std::string text = what;
+    if (ec == errc::outcome_unknown) {
+      text = "connection lost during COMMIT; the transaction may or may not have committed: " + text;
+    }
+    return make_error(ec, text, sqlstate, code, "on");
+  }
+
+  detail::mysql_target target_;
+  connection_options options_;
+  std::string description_;
+  std::shared_ptr<detail::mysql_cancel_target> cancel_;
+
+  mutable std::recursive_mutex mutex_;
+  std::unique_ptr<::sql::Connection> conn_;  // guarded by mutex_
+  bool broken_ = false;                      // guarded by mutex_: reconnect before the next statement
+  bool in_transaction_ = false;              // guarded by mutex_
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> in_statement_{false};
+  std::atomic<bool> cancel_requested_{false};
+  std::atomic<std::uint64_t> connection_id_{0};
+};
+
+}  // namespace kysera::infra::mysql

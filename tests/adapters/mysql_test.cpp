@@ -1,0 +1,223 @@
+// Unit tests of the MySQL/MariaDB adapter that need no server: options, URLs, error mapping.
+
+#include "support/catch.hpp"
+
+#include <kysera/infra/adapters/mysql.hpp>
+#include <kysera/infra/database.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+namespace infra = kysera::infra;
+namespace my = kysera::infra::mysql;
+using my::detail::mysql_phase;
+using namespace std::chrono_literals;
+
+static_assert(infra::database<my::connection>);
+static_assert(infra::database_with_ping<my::connection>);
+static_assert(infra::database_with_cancel<my::connection>);
+static_assert(infra::database_with_server_version<my::connection>);
+static_assert(infra::database_with_transaction<my::connection>);
+static_assert(!std::is_copy_constructible_v<my::connection> && !std::is_move_constructible_v<my::connection>);
+static_assert(my::connection::backend_name == "mysql");
+
+namespace {
+std::string invalid_argument_of(const my::connection_options& o) {
+  try {
+    my::detail::validate(o);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return {};
+}
+
+infra::errc invalid_url_code(const std::string& url) {
+  my::connection_options o;
+  try {
+    (void)my::detail::parse_mysql_url(url, o);
+  } catch (const infra::database_error& e) {
+    CHECK(e.backend() == "mysql");
+    CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+    return e.condition();
+  }
+  return infra::errc::backend_error;  // "did not throw"
+}
+}  // namespace
+
+TEST_CASE("mysql options are validated and name the bad field", "[mysql]") {
+  CHECK(invalid_argument_of({}).empty());
+  my::connection_options o;
+  o.connect_timeout = 0ms;
+  CHECK(invalid_argument_of(o).find("connect_timeout") != std::string::npos);
+  o = {};
+  o.connect_timeout = -5ms;
+  CHECK(invalid_argument_of(o).find("connect_timeout") != std::string::npos);
+  o = {};
+  o.read_timeout = -1ms;
+  CHECK(invalid_argument_of(o).find("read_timeout") != std::string::npos);
+  o = {};
+  o.write_timeout = -1ms;
+  CHECK(invalid_argument_of(o).find("write_timeout") != std::string::npos);
+  o = {};
+  o.cancel_timeout = 0ms;
+  CHECK(invalid_argument_of(o).find("cancel_timeout") != std::string::npos);
+  o = {};
+  o.read_timeout = std::chrono::hours(24 * 366);
+  CHECK(invalid_argument_of(o).find("read_timeout") != std::string::npos);
+  o = {};
+  o.read_timeout = 0ms;  // none
+  o.write_timeout = 0ms;
+  CHECK(invalid_argument_of(o).empty());
+}
+
+TEST_CASE("mysql connection rejects bad options before any network work", "[mysql]") {
+  my::connection_options o;
+  o.connect_timeout = 0ms;
+  // The URL points nowhere: the options error must come first.
+  CHECK_THROWS_AS(my::connection("mysql://u:p@127.0.0.1:1/db", o), std::invalid_argument);
+  CHECK_THROWS_AS(my::connection("postgres://u:hunter2@127.0.0.1:1/db"), infra::database_error);
+  try {
+    my::connection c("mysql://u:hunter2@127.0.0.1:1/db?bogus=1");
+    FAIL("accepted an unknown parameter");
+  } catch (const infra::database_error& e) {
+    CHECK(e.code() == infra::errc::invalid_url);
+    CHECK(std::string(e.what()).find("bogus") != std::string::npos);
+    CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+  }
+}
+
+TEST_CASE("mysql URLs: schemes, defaults and parameters", "[mysql]") {
+  my::connection_options o;
+  auto t = my::detail::parse_mysql_url("mysql://app:s%40cret@db.example:3307/shop", o);
+  CHECK(t.scheme == "mysql");
+  CHECK(t.user == "app");
+  CHECK(t.password == "s@cret");
+  CHECK(t.host == "db.example");
+  CHECK(t.port == 3307);
+  CHECK(t.schema == "shop");
+  CHECK(my::detail::describe(t) == "mysql://app@db.example:3307/shop");
+  CHECK(my::detail::driver_host_name(t) == "tcp://db.example:3307");
+
+  auto d = my::detail::parse_mysql_url("mariadb://root@10.0.0.5/", o);
+  CHECK(d.scheme == "mariadb");
+  CHECK(d.port == 3306);
+  CHECK(d.password.empty());
+  CHECK(d.schema.empty());
+  CHECK(my::detail::describe(d) == "mariadb://root@10.0.0.5:3306/");
+
+  auto v6 = my::detail::parse_mysql_url("MySQL://u:p@[::1]:4000/x", o);
+  CHECK(v6.scheme == "mysql");
+  CHECK(my::detail::driver_host_name(v6) == "tcp://[::1]:4000");
+  CHECK(my::detail::describe(v6) == "mysql://u@[::1]:4000/x");
+
+  auto h = my::detail::parse_mysql_url("mysql://u@/x", o);
+  CHECK(h.host == "localhost");
+
+  my::connection_options p;
+  p.connect_timeout = 10s;
+  (void)my::detail::parse_mysql_url(
+      "mysql://u:p@h/db?connect_timeout=3&read_timeout=1500ms&write_timeout=20s&cancel_timeout=1", p);
+  CHECK(p.connect_timeout == 3s);
+  CHECK(p.read_timeout == 1500ms);
+  CHECK(p.write_timeout == 20s);
+  CHECK(p.cancel_timeout == 1s);
+}
+
+TEST_CASE("mysql URLs that are malformed throw invalid_url without the password", "[mysql]") {
+  for (const char* bad : {"http://u:hunter2@h/db", "mysql://u:hunter2@h/db?connect_timeout=abc",
+                          "mysql://u:hunter2@h/db?connect_timeout=0", "mysql://u:hunter2@h/db?read_timeout=-1",
+                          "mysql://u:hunter2@h/db?sslmode=x", "mysql://u:hunter2@h/a/b", "mysql://u:hunter2@h:0/db",
+                          "u:hunter2@h/db", "mysql://u:hunter2@h/db?connect_timeout=10ms5"}) {
+    INFO(bad);
+    CHECK(invalid_url_code(bad) == infra::errc::invalid_url);
+  }
+}
+
+TEST_CASE("mysql durations become whole driver seconds rounded up", "[mysql]") {
+  CHECK(my::detail::driver_seconds(0ms) == 0);
+  CHECK(my::detail::driver_seconds(1ms) == 1);
+  CHECK(my::detail::driver_seconds(1000ms) == 1);
+  CHECK(my::detail::driver_seconds(1001ms) == 2);
+  CHECK(my::detail::driver_seconds(10s) == 10);
+}
+
+TEST_CASE("mysql error numbers map to the contract's errc", "[mysql]") {
+  using infra::errc;
+  auto map = [](int code, const char* state = "HY000", mysql_phase phase = mysql_phase::statement) {
+    return my::detail::classify_mysql_error(code, state, phase);
+  };
+  // connecting
+  CHECK(map(2003, "HY000", mysql_phase::connect) == errc::connection_refused);
+  CHECK(map(2002, "HY000", mysql_phase::connect) == errc::connection_refused);
+  CHECK(map(2005, "HY000", mysql_phase::connect) == errc::connection_refused);
+  CHECK(map(2013, "HY000", mysql_phase::connect) == errc::connection_refused);
+  CHECK(map(1040, "08004", mysql_phase::connect) == errc::too_many_connections);
+  CHECK(map(1203, "42000", mysql_phase::connect) == errc::too_many_connections);
+  CHECK(map(1226, "42000", mysql_phase::connect) == errc::too_many_connections);
+  CHECK(map(1045, "28000", mysql_phase::connect) == errc::authentication_failed);
+  CHECK(map(1044, "42000", mysql_phase::connect) == errc::authentication_failed);
+  CHECK(map(1698, "28000", mysql_phase::connect) == errc::authentication_failed);
+  CHECK(map(1049, "42000", mysql_phase::connect) == errc::backend_error);
+  // a broken session
+  for (int code : {2006, 2013, 2055, 1927, 1053, 4031}) {
+    INFO(code);
+    CHECK(map(code) == errc::connection_lost);
+    CHECK(map(code, "HY000", mysql_phase::commit) == errc::outcome_unknown);
+    CHECK(my::detail::is_session_broken(code));
+  }
+  CHECK(map(0, "08S01") == errc::connection_lost);
+  CHECK(map(0, "08S01", mysql_phase::commit) == errc::outcome_unknown);
+  CHECK_FALSE(my::detail::is_session_broken(1062));
+  CHECK_FALSE(my::detail::is_session_broken(1317));
+  // statements
+  CHECK(map(1213, "40001") == errc::deadlock);
+  CHECK(map(1205) == errc::lock_timeout);
+  CHECK(map(1317, "70100") == errc::cancelled);
+  CHECK(map(1969, "70100") == errc::timeout);
+  CHECK(map(3024) == errc::timeout);
+  for (int code : {1062, 1451, 1452, 1048, 1364, 4025, 3819}) {
+    INFO(code);
+    CHECK(map(code, "23000") == errc::constraint_violation);
+  }
+  CHECK(map(1999, "23000") == errc::constraint_violation);  // by SQLSTATE class 23
+  CHECK(map(1064, "42000") == errc::query_failed);
+  CHECK(map(1146, "42S02") == errc::query_failed);
+  CHECK(map(1054, "42S22") == errc::query_failed);
+  CHECK(map(0, "40001") == errc::serialization_failure);
+  CHECK(map(0, "08007") == errc::outcome_unknown);
+  CHECK(map(0, "40003") == errc::outcome_unknown);
+  CHECK(map(2014) == errc::backend_error);
+  CHECK(map(0, "") == errc::backend_error);
+}
+
+TEST_CASE("mysql recognises INSERT and REPLACE for last_insert_id", "[mysql]") {
+  using my::detail::mysql_is_insert;
+  CHECK(mysql_is_insert("INSERT INTO t VALUES (1)"));
+  CHECK(mysql_is_insert("  insert into t values (1)"));
+  CHECK(mysql_is_insert("/* c */ replace INTO t VALUES (1)"));
+  CHECK(mysql_is_insert("-- note\nINSERT INTO t VALUES (1)"));
+  CHECK_FALSE(mysql_is_insert("INSERTX"));
+  CHECK_FALSE(mysql_is_insert("UPDATE t SET a = 1"));
+  CHECK_FALSE(mysql_is_insert("SELECT 'INSERT'"));
+  CHECK_FALSE(mysql_is_insert("/* unterminated"));
+  CHECK_FALSE(mysql_is_insert(""));
+}
+
+TEST_CASE("mysql connect to a refused port maps to connection_refused without the password", "[mysql]") {
+  // Port 1 on loopback: nothing listens there on any sane machine, so no server is needed.
+  try {
+    my::connection c("mysql://u:hunter2-secret@127.0.0.1:1/db?connect_timeout=5");
+    FAIL("connected to port 1");
+  } catch (const infra::database_error& e) {
+    CHECK(e.code() == infra::errc::connection_refused);
+    CHECK(e.backend() == "mysql");
+    // libmysqlclient says 2003 (CR_CONN_HOST_ERROR), MariaDB Connector/C 2002 (CR_CONNECTION_ERROR).
+    CHECK((e.native_code() == 2003 || e.native_code() == 2002));
+    UNSCOPED_INFO(e.what());
+    std::string what = e.what();
+    CHECK(what.rfind("mysql: ", 0) == 0);
+    CHECK(what.find("mysql://u@127.0.0.1:1/db") != std::string::npos);
+    CHECK(what.find("hunter2-secret") == std::string::npos);
+  }
+}
