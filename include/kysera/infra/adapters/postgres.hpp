@@ -1,0 +1,430 @@
+#pragma once
+/// \file
+/// `kysera::infra::postgres::connection`: a thread-safe PostgreSQL connection (libpqxx 6.4, 7.x
+/// and 8.x) that models `database` with ping, cancel, server_version and transaction, translates
+/// every driver error into `database_error`, and reconnects on the call after a lost session.
+///
+///     kysera::infra::postgres::connection db("postgres://app:secret@db.internal:5432/app");
+///     db.execute("create table if not exists t (id integer primary key, v text)");
+///     pqxx::result r = db.execute("select v from t");
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../database.hpp"
+#include "../error.hpp"
+#include "postgres/detail_conninfo.hpp"
+#include "postgres/detail_errors.hpp"
+#include "postgres/detail_pqxx.hpp"
+
+namespace kysera::infra::postgres {
+
+/// Options of `postgres::connection`; a plain value type (not synchronised). Invalid values throw
+/// `std::invalid_argument` naming the field when the connection is constructed.
+///
+///     kysera::infra::postgres::connection_options o;
+///     o.connect_timeout = 3s;
+///     o.statement_timeout = 30s;
+///     kysera::infra::postgres::connection db(url, o);
+struct connection_options {
+  /// Bound on opening a session, passed to libpq as `connect_timeout` in whole seconds (rounded
+  /// up; libpq treats 1 s as 2 s) unless the connection string sets it. Must be positive.
+  std::chrono::milliseconds connect_timeout{10000};
+  /// `SET statement_timeout` on every (re)connect; a statement running longer fails with
+  /// errc::timeout (SQLSTATE 57014). 0 leaves the server's setting alone. Must not be negative.
+  std::chrono::milliseconds statement_timeout{0};
+  /// libpq `application_name` (shown in pg_stat_activity) unless the connection string sets it;
+  /// empty sends none. Must not contain a NUL byte.
+  std::string application_name = "kysera-infra";
+};
+
+/// Thread-safe: every member may be called from any thread; statements are serialised by one
+/// internal recursive mutex, so two threads can share a connection (one statement at a time).
+///
+/// Connects eagerly. When a call fails because the session broke (killed, server restarted),
+/// that call throws `errc::connection_lost` and is never replayed; the next call reconnects
+/// first (one attempt). Inside `transaction()` it never reconnects. `cancel()` never blocks.
+///
+///     kysera::infra::postgres::connection db("host=127.0.0.1 port=5432 user=app password=s3cret");
+///     auto n = db.transaction([](auto& c) {
+///       c.execute("update accounts set balance = balance - 10 where id = 1");
+///       return c.execute("select count(*) from accounts")[0][0].template as<long>();
+///     });
+class connection {
+ public:
+  static constexpr std::string_view backend_name = "postgres";
+  using native_type = pqxx::connection;
+
+  /// Opens a session. `url_or_conninfo` is libpq conninfo ("host=... port=... password=...") or
+  /// a postgres:// / postgresql:// URI. Bad options throw `std::invalid_argument`; a malformed
+  /// string throws `database_error(errc::invalid_url)`; a failed connect throws `database_error`
+  /// with connection_refused, authentication_failed, timeout, too_many_connections, ...
+  explicit connection(std::string_view url_or_conninfo, connection_options options = {})
+      : options_(validated(std::move(options))),
+        info_(detail::parse_connection_string(url_or_conninfo)),
+        libpq_string_(detail::with_defaults(info_, detail::whole_seconds(options_.connect_timeout),
+                                            options_.application_name)),
+        description_(detail::describe(info_)),
+        secrets_(collect_secrets(info_)) {
+    std::lock_guard lock(mutex_);
+    reconnect_locked();
+  }
+
+  /// Closes (see `close()`).
+  ~connection() { close(); }
+
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Runs one statement and returns its result. Outside `transaction()` each statement runs in
+  /// autocommit (a pqxx::nontransaction); inside, in the open transaction. Throws `database_error`.
+  ///
+  ///     auto r = db.execute("select id, name from users");
+  ///     for (const auto& row : r) use(row[0].as<int>(), row[1].c_str());
+  pqxx::result execute(std::string_view sql) {
+    std::lock_guard lock(mutex_);
+    check_open_locked();
+    if (tx_) {
+      check_session_for_transaction_locked();
+      try {
+        pqxx::result r =
+            guarded_locked(detail::phase::statement, [&] { return detail::exec(*tx_, sql); });
+        tx_failure_.reset();  // e.g. ROLLBACK TO SAVEPOINT: the transaction is usable again
+        return r;
+      } catch (const database_error& e) {
+        if (!tx_failure_) tx_failure_.emplace(e);  // keep the first: the root cause
+        throw;
+      }
+    }
+    pqxx::connection& session = session_locked();
+    return guarded_locked(detail::phase::statement, [&] {
+      pqxx::nontransaction tx(session);
+      pqxx::result r = detail::exec(tx, sql);
+      tx.commit();
+      return r;
+    });
+  }
+
+  /// One round trip ("SELECT 1"); reconnects first when the session is known to be broken.
+  ///
+  ///     db.ping();  // throws database_error when the server cannot be reached
+  void ping() { (void)execute("SELECT 1"); }
+
+  /// Interrupts the statement running on another thread (libpq cancel request). Returns at once,
+  /// also when the server is paused or unreachable: the request runs on a detached helper thread
+  /// that owns what it needs (at most one at a time). Does nothing when no statement runs. The
+  /// statement fails with errc::cancelled. PostgreSQL's cancel names a session, not a statement:
+  /// a request that arrives after its statement finished can hit the next one on the session.
+  ///
+  ///     std::thread t([&] { db.execute("select pg_sleep(60)"); });  // throws errc::cancelled
+  ///     db.cancel();
+  void cancel() noexcept {
+    try {
+      std::shared_ptr<pqxx::connection> target;
+      {
+        std::lock_guard guard(session_mutex_);
+        if (!busy_.load()) return;
+        target = session_;
+      }
+      if (!target) return;
+      std::shared_ptr<cancel_state> state = cancel_state_;
+      if (state->in_flight.exchange(true)) return;
+      try {
+        std::thread([target = std::move(target), state]() noexcept {
+          try {
+            target->cancel_query();  // blocks while the server is paused; nobody waits for it
+          } catch (...) {
+          }
+          state->in_flight.store(false);
+        }).detach();
+      } catch (...) {
+        state->in_flight.store(false);
+      }
+    } catch (...) {
+    }
+  }
+
+  /// The server's version text, from `SELECT version()` ("PostgreSQL 15.8 (Debian ...) on ...").
+  ///
+  ///     log.info(db.server_version());
+  std::string server_version() {
+    pqxx::result r = execute("SELECT version()");
+    return std::string(r[0][0].c_str());
+  }
+
+  /// Runs `fn(*this)` between BEGIN and COMMIT (a pqxx::work) while holding the connection, and
+  /// returns what `fn` returns. `fn` runs on the calling thread and uses `execute` on the
+  /// connection it receives. When `fn` throws: ROLLBACK, then the exception propagates. A lost
+  /// session inside throws errc::connection_lost (no reconnect until the transaction ends); a
+  /// COMMIT whose session broke throws errc::outcome_unknown. When `fn` catches a failed
+  /// statement and returns normally, nothing is committed: the transaction rolls back and throws
+  /// a `database_error` with the failed statement's errc (unless a later statement succeeded,
+  /// e.g. ROLLBACK TO SAVEPOINT with libpqxx 7+). Nesting on one thread throws
+  /// `std::logic_error`. For another isolation level, make the first statement
+  /// "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE".
+  ///
+  ///     db.transaction([](kysera::infra::postgres::connection& c) {
+  ///       c.execute("insert into audit(msg) values ('a')");
+  ///       c.execute("insert into audit(msg) values ('b')");
+  ///     });
+  template <class F>
+  std::invoke_result_t<F&, connection&> transaction(F&& fn) {
+    using result_type = std::invoke_result_t<F&, connection&>;
+    std::lock_guard lock(mutex_);
+    check_open_locked();
+    if (tx_) {
+      throw std::logic_error(
+          "postgres: transaction() called inside a transaction on the same connection");
+    }
+    begin_locked();
+    try {
+      if constexpr (std::is_void_v<result_type>) {
+        std::invoke(fn, *this);
+        commit_locked();
+      } else {
+        result_type result = std::invoke(fn, *this);
+        commit_locked();
+        if constexpr (std::is_reference_v<result_type>) {
+          return static_cast<result_type>(result);
+        } else {
+          return result;
+        }
+      }
+    } catch (...) {
+      rollback_locked();
+      throw;
+    }
+  }
+
+  /// Ends the session; idempotent and final. Waits for a statement (or transaction) in flight on
+  /// another thread. Every later call throws errc::closed. Called from inside `transaction()`,
+  /// it rolls the transaction back.
+  ///
+  ///     db.close();  // later calls throw database_error(errc::closed)
+  void close() noexcept {
+    std::lock_guard lock(mutex_);
+    if (closed_.exchange(true)) return;
+    rollback_locked();
+    drop_session_locked();
+  }
+
+  /// False once `close()` was called.
+  bool is_open() const noexcept { return !closed_.load(); }
+
+  /// The libpqxx connection, reconnected first if it was broken. Valid until the next reconnect
+  /// or `close()`; the caller must not use it concurrently with other calls on this object.
+  ///
+  ///     pqxx::work w(db.native());  // only while no other thread uses db
+  pqxx::connection& native() {
+    std::lock_guard lock(mutex_);
+    check_open_locked();
+    if (tx_) {
+      check_session_for_transaction_locked();
+      return *session_;
+    }
+    return session_locked();
+  }
+
+  /// The server process id of the current session; 0 when there is none. Lock-free, so another
+  /// connection can use it (pg_terminate_backend) while this one is busy.
+  ///
+  ///     admin.execute("select pg_terminate_backend(" + std::to_string(db.backend_pid()) + ")");
+  int backend_pid() const noexcept { return backend_pid_.load(); }
+
+  /// "postgres://user@host:port/dbname" (never the password).
+  std::string description() const { return description_; }
+
+  /// The options this connection was opened with.
+  const connection_options& options() const noexcept { return options_; }
+
+ private:
+  struct cancel_state {
+    std::atomic<bool> in_flight{false};
+  };
+
+  /// Marks a statement as running for `cancel()`.
+  struct busy_scope {
+    std::atomic<bool>& flag;
+    explicit busy_scope(std::atomic<bool>& f) noexcept : flag(f) { flag.store(true); }
+    ~busy_scope() { flag.store(false); }
+    busy_scope(const busy_scope&) = delete;
+    busy_scope& operator=(const busy_scope&) = delete;
+  };
+
+  static connection_options validated(connection_options o) {
+    if (o.connect_timeout <= std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument("postgres::connection_options: connect_timeout must be positive");
+    }
+    if (o.statement_timeout < std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument(
+          "postgres::connection_options: statement_timeout must not be negative");
+    }
+    if (o.application_name.find('\0') != std::string::npos) {
+      throw std::invalid_argument(
+          "postgres::connection_options: application_name must not contain a NUL byte");
+    }
+    return o;
+  }
+
+  static std::vector<std::string> collect_secrets(const detail::conninfo& info) {
+    std::vector<std::string> secrets = info.secrets;
+    // libpq also takes the password from the environment; keep that out of messages too.
+    if (const char* env = std::getenv("PGPASSWORD"); env != nullptr && *env != '\0') {
+      secrets.emplace_back(env);
+    }
+    return secrets;
+  }
+
+  void check_open_locked() const {
+    if (closed_.load()) {
+      throw database_error(errc::closed, "postgres: connection is closed (" + description_ + ")",
+                           std::string(backend_name));
+    }
+  }
+
+  bool session_usable_locked() const noexcept {
+    return session_ && !broken_ && session_->is_open();
+  }
+
+  /// Inside a transaction a broken session is final: no reconnect until the transaction ends.
+  void check_session_for_transaction_locked() const {
+    if (!session_usable_locked()) {
+      throw database_error(errc::connection_lost,
+                           "postgres: the session broke inside a transaction; it is reopened "
+                           "after the transaction ends (session to " +
+                               description_ + ")",
+                           std::string(backend_name));
+    }
+  }
+
+  /// The current session, reconnecting first (one attempt) when there is none or it broke.
+  pqxx::connection& session_locked() {
+    if (!session_usable_locked()) reconnect_locked();
+    return *session_;
+  }
+
+  void drop_session_locked() noexcept {
+    std::shared_ptr<pqxx::connection> old;
+    {
+      std::lock_guard guard(session_mutex_);
+      old.swap(session_);
+    }
+    backend_pid_.store(0);
+    // Destroyed here, or on a cancel helper thread that still holds it.
+    old.reset();
+  }
+
+  void reconnect_locked() {
+    drop_session_locked();
+    broken_ = false;
+    std::shared_ptr<pqxx::connection> fresh;
+    try {
+      fresh = std::make_shared<pqxx::connection>(
+          libpq_string_.c_str());  // char const* works in 6, 7 and 8
+      detail::after_connect(*fresh);
+      if (options_.statement_timeout.count() > 0) {
+        pqxx::nontransaction tx(*fresh);
+        detail::exec(
+            tx, "SET statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+        tx.commit();
+      }
+    } catch (...) {
+      throw detail::translate(std::current_exception(), detail::phase::connect, false, description_,
+                              secrets_);
+    }
+    backend_pid_.store(fresh->backendpid());
+    std::lock_guard guard(session_mutex_);
+    session_ = std::move(fresh);
+  }
+
+  /// Runs `fn` on the open session as one cancellable statement; translates what it throws and
+  /// marks the session broken when the error says so.
+  template <class F>
+  auto guarded_locked(detail::phase when, F&& fn) -> decltype(fn()) {
+    try {
+      busy_scope busy(busy_);
+      return fn();
+    } catch (...) {
+      bool open = session_ && session_->is_open();
+      database_error error =
+          detail::translate(std::current_exception(), when, open, description_, secrets_);
+      errc code = error.condition();
+      if (!open || code == errc::connection_lost || code == errc::outcome_unknown) broken_ = true;
+      throw error;
+    }
+  }
+
+  void begin_locked() {
+    tx_failure_.reset();
+    pqxx::connection& session = session_locked();
+    guarded_locked(detail::phase::statement, [&] { tx_ = std::make_unique<pqxx::work>(session); });
+  }
+
+  void commit_locked() {
+    if (tx_ && tx_failure_) {
+      // fn swallowed a failed statement: PostgreSQL would answer COMMIT with a silent ROLLBACK.
+      database_error failure = *tx_failure_;
+      rollback_locked();
+      throw database_error(failure.condition(),
+                           "postgres: transaction rolled back because a statement in it failed (" +
+                               std::string(failure.what()) + ")",
+                           failure.backend(), failure.sqlstate(), failure.native_code());
+    }
+    std::unique_ptr<pqxx::work> tx = std::move(tx_);
+    if (!tx) {
+      check_open_locked();  // close() from inside fn already rolled back: errc::closed
+      throw std::logic_error("postgres: the transaction ended before COMMIT");
+    }
+    if (!session_usable_locked()) {
+      // The session broke before COMMIT was sent: the server has rolled the transaction back.
+      tx.reset();
+      check_session_for_transaction_locked();
+    }
+    guarded_locked(detail::phase::commit, [&] { tx->commit(); });
+  }
+
+  void rollback_locked() noexcept {
+    std::unique_ptr<pqxx::work> tx = std::move(tx_);
+    if (!tx) return;
+    try {
+      busy_scope busy(busy_);
+      tx->abort();  // libpqxx swallows a failing ROLLBACK on a broken session itself
+    } catch (...) {
+    }
+    if (!session_ || !session_->is_open()) broken_ = true;
+    tx.reset();
+  }
+
+  connection_options options_;
+  detail::conninfo info_;
+  std::string libpq_string_;
+  std::string description_;
+  std::vector<std::string> secrets_;
+
+  mutable std::recursive_mutex mutex_;  // serialises every call that talks to the server
+  std::mutex session_mutex_;            // guards the session_ pointer for cancel()
+  std::shared_ptr<pqxx::connection> session_;
+  std::unique_ptr<pqxx::work> tx_;            // the open transaction, if any (guarded by mutex_)
+  std::optional<database_error> tx_failure_;  // the last statement in tx_ failed with this
+  bool broken_ = false;  // the session failed in a way libpq may not report yet
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> busy_{false};  // a statement is running (cancel() has something to do)
+  std::atomic<int> backend_pid_{0};
+  std::shared_ptr<cancel_state> cancel_state_ = std::make_shared<cancel_state>();
+};
+
+}  // namespace kysera::infra::postgres
