@@ -39,10 +39,13 @@ int main(int argc, char** argv) {
   });
 
   // 3. SIGTERM/SIGINT: stop the monitor, close the pool, exit 0 (1 on failure or timeout).
+  //    A controller, unlike register_shutdown_handlers, also lets main() run the same shutdown
+  //    at a normal end and removes the handlers when it goes out of scope.
   infra::shutdown::register_shutdown_options shutdown_options;
   shutdown_options.timeout = 10s;
   shutdown_options.on_shutdown = [&] { monitor.stop(); };
-  infra::shutdown::register_shutdown_handlers(db, shutdown_options);
+  auto shutdown = infra::shutdown::create_shutdown_controller(db, shutdown_options);
+  shutdown.register_signals();
 
   // 4. Queries through a circuit breaker and retry with exponential backoff.
   infra::resilience::circuit_breaker breaker(5, 30s);
@@ -63,9 +66,8 @@ int main(int argc, char** argv) {
               m.active, m.waiting, m.max);
   std::printf("circuit: %s\n", std::string(infra::resilience::to_string(breaker.get_state().state)).c_str());
 
-  // 5. A normal end: the same steps a signal would run.
-  monitor.stop();
-  infra::shutdown::graceful_shutdown(db);
+  // 5. A normal end: the same steps a signal would run (on_shutdown, then close the pool).
+  shutdown.execute();
   std::printf("closed\n");
   return 0;
 }

@@ -1,0 +1,526 @@
+#pragma once
+/// \file
+/// Signal-driven shutdown (POSIX: Linux, macOS): `register_shutdown_options`,
+/// `register_shutdown_handlers`, and the shared state the controller builds on.
+///
+/// How it works: the signal handler only writes the signal's number as one byte to a self-pipe
+/// (async-signal-safe). A dedicated thread, started at registration with every signal blocked,
+/// reads the pipe and starts the shutdown on threads of its own, so no library code runs inside
+/// the handler. Only the listed signals are touched; their previous dispositions are kept and
+/// restored when the registration ends.
+
+#if !defined(__unix__) && !defined(__APPLE__)
+#error "kysera/infra/shutdown/signals.hpp needs POSIX signals (Linux, macOS)"
+#endif
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "../database.hpp"
+#include "../logger.hpp"
+#include "graceful.hpp"
+
+namespace kysera::infra::shutdown {
+
+/// Options of `register_shutdown_handlers` and `create_shutdown_controller`: those of
+/// `shutdown_options` plus the signals to handle. Converts to `shutdown_options`.
+struct register_shutdown_options {
+  /// Bound on the whole shutdown (`on_shutdown` plus closing the database). Must be positive.
+  std::chrono::milliseconds timeout{30000};
+  /// The application's own cleanup. Runs on a worker thread of the shutdown (see
+  /// `graceful_shutdown`); during a signal-driven shutdown every signal is blocked on it.
+  std::function<void()> on_shutdown;
+  /// Where each step is logged (non-owning; null means `console_logger()`); must outlive the
+  /// registration or controller.
+  infra::logger* logger = nullptr;
+  /// The signals that start the shutdown; none other is touched. Duplicates are ignored. Not
+  /// allowed: SIGKILL and SIGSTOP (they cannot be caught) and the program-error signals SIGSEGV,
+  /// SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT (a handler that returns cannot help).
+  std::vector<int> signals{SIGTERM, SIGINT};
+
+  operator shutdown_options() const { return shutdown_options{timeout, on_shutdown, logger}; }
+};
+
+namespace detail {
+
+/// "SIGTERM" for the usual signals, "signal N" for the others.
+inline std::string signal_name(int sig) {
+  // clang-format off
+  switch (sig) {
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGTERM: return "SIGTERM";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGALRM: return "SIGALRM";
+    case SIGCHLD: return "SIGCHLD";
+    case SIGCONT: return "SIGCONT";
+    case SIGTSTP: return "SIGTSTP";
+    case SIGTTIN: return "SIGTTIN";
+    case SIGTTOU: return "SIGTTOU";
+    case SIGWINCH: return "SIGWINCH";
+    case SIGXCPU: return "SIGXCPU";
+    case SIGXFSZ: return "SIGXFSZ";
+    case SIGKILL: return "SIGKILL";
+    case SIGSTOP: return "SIGSTOP";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGSYS: return "SIGSYS";
+    case SIGABRT: return "SIGABRT";
+    default: return "signal " + std::to_string(sig);
+  }
+  // clang-format on
+}
+
+/// Checks the list (std::invalid_argument naming the field) and drops duplicates.
+inline std::vector<int> validate_signals(const std::vector<int>& signals) {
+  const std::string field = "register_shutdown_options.signals";
+  if (signals.empty()) throw std::invalid_argument(field + " must name at least one signal");
+  std::vector<int> result;
+  for (int sig : signals) {
+    // Bytes 0 and 255 are the self-pipe's control bytes, so a signal number must lie between.
+    if (sig <= 0 || sig >= NSIG || sig >= 255) {
+      throw std::invalid_argument(field + ": " + std::to_string(sig) + " is not a signal number");
+    }
+    if (sig == SIGKILL || sig == SIGSTOP) {
+      throw std::invalid_argument(field + ": " + signal_name(sig) + " cannot be caught");
+    }
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+        sig == SIGSYS || sig == SIGABRT) {
+      throw std::invalid_argument(field + ": " + signal_name(sig) +
+                                  " reports a program error and cannot start a shutdown");
+    }
+    if (std::find(result.begin(), result.end(), sig) == result.end()) result.push_back(sig);
+  }
+  return result;
+}
+
+/// The write end of the self-pipe, read by the signal handler (a lock-free atomic, so reading it
+/// is async-signal-safe). -1 until the first registration creates the pipe.
+inline std::atomic<int> signal_pipe_write_fd{-1};
+/// The process that registered. A child made by fork() (without exec) inherits the handlers but
+/// not the shutdown thread; its signals must not reach the parent's pipe.
+inline std::atomic<pid_t> signal_owner_pid{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+static_assert(std::atomic<pid_t>::is_always_lock_free);
+
+/// The handler installed for the listed signals: one write(2) of the signal's number, nothing
+/// else. In a forked child it falls back to the default action instead (sigaction, getpid and
+/// kill are async-signal-safe; the re-sent signal is delivered when the handler returns).
+inline void on_shutdown_signal(int sig) noexcept {
+  const int saved_errno = errno;
+  if (::getpid() != signal_owner_pid.load()) {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    ::sigemptyset(&default_action.sa_mask);
+    ::sigaction(sig, &default_action, nullptr);
+    ::kill(::getpid(), sig);
+  } else if (const int fd = signal_pipe_write_fd.load(); fd >= 0) {
+    const auto byte = static_cast<unsigned char>(sig);
+    while (::write(fd, &byte, 1) < 0 && errno == EINTR) {
+    }
+  }
+  errno = saved_errno;
+}
+
+inline constexpr unsigned char stop_byte = 0;  // asks the signal thread to return
+
+/// Process-wide registration bookkeeping: one set of shutdown handlers per process. Never
+/// destroyed (allocated once and kept), so it is usable during static destruction. The self-pipe
+/// is created once and never closed: a handler that is still running while its registration
+/// ends can then never write into a reused file descriptor.
+struct signal_slot {
+  std::mutex mutex;
+  bool held = false;
+  int read_fd = -1;
+  int write_fd = -1;
+  std::shared_ptr<void> permanent;  // the state `register_shutdown_handlers` keeps for good
+
+  static signal_slot& get() {
+    static signal_slot* slot = new signal_slot;
+    return *slot;
+  }
+
+  /// Creates the self-pipe on first use (close-on-exec, non-blocking). Caller holds `mutex`.
+  void ensure_pipe() {
+    if (read_fd >= 0) return;
+    int fds[2];
+#if defined(__linux__)
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      throw std::system_error(errno, std::generic_category(), "kysera shutdown: pipe2");
+    }
+#else
+    if (::pipe(fds) != 0)
+      throw std::system_error(errno, std::generic_category(), "kysera shutdown: pipe");
+    for (int fd : fds) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+#endif
+    read_fd = fds[0];
+    write_fd = fds[1];
+    signal_pipe_write_fd.store(write_fd);
+  }
+
+  /// Throws away bytes left by an earlier registration. Caller holds `mutex`.
+  void drain() const noexcept {
+    unsigned char buffer[64];
+    while (::read(read_fd, buffer, sizeof buffer) > 0) {
+    }
+  }
+};
+
+/// One active set of handlers: installs them, runs the thread that reads the self-pipe and calls
+/// `on_signal(sig)` for each signal, and restores the previous dispositions. At most one exists
+/// per process at a time; constructing a second throws `std::logic_error`.
+class signal_registration {
+ public:
+  signal_registration(std::vector<int> signals, std::function<void(int)> on_signal)
+      : signals_(std::move(signals)), on_signal_(std::move(on_signal)) {
+    auto& slot = signal_slot::get();
+    std::lock_guard lock(slot.mutex);
+    if (slot.held) {
+      throw std::logic_error(
+          "kysera shutdown: shutdown signal handlers are already registered in this process");
+    }
+    slot.ensure_pipe();
+    slot.drain();
+    signal_owner_pid.store(::getpid());
+    read_fd_ = slot.read_fd;
+    write_fd_ = slot.write_fd;
+
+    // The thread starts with every signal blocked, so handlers never interrupt it and the
+    // threads it starts (the shutdown's) inherit that mask.
+    sigset_t all;
+    sigset_t previous_mask;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous_mask);
+    try {
+      thread_ = std::thread([this] { read_loop(); });
+    } catch (...) {
+      ::pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
+      throw;
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
+
+    struct sigaction action {};
+    action.sa_handler = &on_shutdown_signal;
+    ::sigemptyset(&action.sa_mask);
+    for (int sig : signals_) ::sigaddset(&action.sa_mask, sig);
+    action.sa_flags = SA_RESTART;
+    previous_.resize(signals_.size());
+    for (std::size_t i = 0; i < signals_.size(); ++i) {
+      if (::sigaction(signals_[i], &action, &previous_[i]) != 0) {
+        const int error = errno;
+        for (std::size_t j = 0; j < i; ++j) ::sigaction(signals_[j], &previous_[j], nullptr);
+        restored_ = true;
+        stop_thread();
+        throw std::system_error(
+            error, std::generic_category(),
+            "kysera shutdown: cannot install a handler for " + signal_name(signals_[i]));
+      }
+    }
+    slot.held = true;
+  }
+
+  ~signal_registration() {
+    restore();
+    stop_thread();
+    auto& slot = signal_slot::get();
+    std::lock_guard lock(slot.mutex);
+    slot.held = false;
+  }
+
+  signal_registration(const signal_registration&) = delete;
+  signal_registration& operator=(const signal_registration&) = delete;
+
+  /// Puts the previous dispositions back (once; later calls do nothing). A signal whose handler
+  /// the application replaced after the registration keeps the application's. Thread-safe.
+  void restore() noexcept {
+    std::lock_guard lock(mutex_);
+    if (restored_) return;
+    restored_ = true;
+    for (std::size_t i = 0; i < signals_.size(); ++i) {
+      struct sigaction current {};
+      ::sigaction(signals_[i], nullptr, &current);
+      if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == &on_shutdown_signal) {
+        ::sigaction(signals_[i], &previous_[i], nullptr);
+      }
+    }
+  }
+
+ private:
+  void stop_thread() noexcept {
+    if (!thread_.joinable()) return;
+    const unsigned char byte = stop_byte;
+    for (;;) {
+      if (::write(write_fd_, &byte, 1) == 1) break;
+      if (errno == EAGAIN) {
+        pollfd p{write_fd_, POLLOUT, 0};
+        ::poll(&p, 1, 100);
+      } else if (errno != EINTR) {
+        break;
+      }
+    }
+    thread_.join();
+  }
+
+  void read_loop() noexcept {
+    for (;;) {
+      pollfd p{read_fd_, POLLIN, 0};
+      if (::poll(&p, 1, -1) < 0) continue;  // EINTR, or a transient ENOMEM/EAGAIN: try again
+      unsigned char buffer[64];
+      const auto n = ::read(read_fd_, buffer, sizeof buffer);
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buffer[i] == stop_byte) return;
+        on_signal_(buffer[i]);
+      }
+    }
+  }
+
+  std::vector<int> signals_;
+  std::function<void(int)> on_signal_;  // called on the signal thread
+  std::vector<struct sigaction> previous_;
+  std::mutex mutex_;
+  bool restored_ = false;
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+  std::thread thread_;
+};
+
+/// Ends the process after a signal-driven shutdown. `std::_Exit` rather than `std::exit`: other
+/// threads of the service may still run, and static destructors and atexit handlers racing them
+/// are a classic crash at exit. C stdio buffers are flushed first.
+[[noreturn]] inline void exit_process(int status) noexcept {
+  std::fflush(nullptr);
+  std::_Exit(status);
+}
+
+/// How much longer than `timeout` a signal-driven shutdown may take before the process ends
+/// anyway (only reached when `close()` of a database without `close_for` does not return).
+inline constexpr std::chrono::milliseconds exit_grace{500};
+
+/// The one state that signals and `execute()` share: which phase the shutdown is in, its outcome,
+/// and (while signals are registered) the registration. Thread-safe.
+class shutdown_state : public std::enable_shared_from_this<shutdown_state> {
+ public:
+  enum class phase { idle, running, done };
+
+  shutdown_state(std::function<void()> run, logger& log, std::chrono::milliseconds timeout,
+                 std::vector<int> signals)
+      : run_(std::move(run)), log_(log), timeout_(timeout), signals_(std::move(signals)) {}
+
+  logger& log() const noexcept { return log_; }
+  bool is_shutting_down() const noexcept { return started_.load(); }
+
+  /// Moves idle -> running and returns the phase it found.
+  phase try_begin() {
+    std::lock_guard lock(mutex_);
+    const phase found = phase_;
+    if (found == phase::idle) {
+      phase_ = phase::running;
+      started_.store(true);
+    }
+    return found;
+  }
+
+  /// Runs the shutdown (the caller must have won `try_begin`) and records its outcome.
+  void run_and_finish() noexcept {
+    std::exception_ptr error;
+    try {
+      run_();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      error_ = std::move(error);
+      phase_ = phase::done;
+    }
+    cv_.notify_all();
+  }
+
+  void wait_done() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return phase_ == phase::done; });
+  }
+
+  bool wait_done_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_until(lock, deadline, [&] { return phase_ == phase::done; });
+  }
+
+  /// What the finished shutdown threw (null on success).
+  std::exception_ptr error() const {
+    std::lock_guard lock(mutex_);
+    return error_;
+  }
+
+  /// Installs the handlers; throws `std::logic_error` when the process already has a set.
+  void register_signals() {
+    auto registration =
+        std::make_unique<signal_registration>(signals_, [this](int sig) { on_signal(sig); });
+    std::lock_guard lock(registration_mutex_);
+    registration_ = std::move(registration);
+    std::string names;
+    for (int sig : signals_) names += (names.empty() ? "" : ", ") + signal_name(sig);
+    log_.debug("Shutdown handlers registered for " + names);
+  }
+
+  /// The dispositions from before the registration come back (the registration itself stays,
+  /// so the process still counts as registered).
+  void restore_signals() noexcept {
+    std::lock_guard lock(registration_mutex_);
+    if (registration_) registration_->restore();
+  }
+
+  /// Ends the registration: restores the handlers, stops the signal thread, frees the process's
+  /// slot. A shutdown that is running is waited for first.
+  void unregister_signals() noexcept {
+    std::unique_ptr<signal_registration> registration;
+    {
+      std::lock_guard lock(registration_mutex_);
+      registration = std::move(registration_);
+    }
+    if (!registration) return;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return phase_ != phase::running; });
+    }
+    registration.reset();
+  }
+
+ private:
+  /// Called on the signal thread for each signal that arrives. Does not block.
+  void on_signal(int sig) noexcept {
+    const std::string name = signal_name(sig);
+    log_.info("Shutdown signal received (" + name + ")");
+    switch (try_begin()) {
+      case phase::running:
+        log_.warn("Shutdown already in progress; ignoring " + name);
+        return;
+      case phase::done:
+        // Only reachable in the instant between an `execute()` finishing and it restoring the
+        // handlers: hand the signal to whatever the process had before.
+        log_.info("Shutdown already finished; passing " + name + " on to the previous handler");
+        restore_signals();
+        ::kill(::getpid(), sig);
+        return;
+      case phase::idle:
+        break;
+    }
+    auto self = shared_from_this();
+    try {
+      std::thread([self] { self->supervise_and_exit(); }).detach();
+    } catch (...) {
+      supervise_and_exit();
+    }
+  }
+
+  /// Runs the shutdown on one more thread and ends the process when it finished, or at the
+  /// deadline plus `exit_grace` when closing never returns.
+  [[noreturn]] void supervise_and_exit() noexcept {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_ + exit_grace;
+    bool started = false;
+    try {
+      std::thread([self = shared_from_this()] { self->run_and_finish(); }).detach();
+      started = true;
+    } catch (...) {
+      run_and_finish();  // no thread to spare: run it here, without the extra guard
+    }
+    const bool finished = !started || wait_done_until(deadline);
+    int status = 1;
+    if (finished) {
+      status = error() ? 1 : 0;
+    } else {
+      log_.error("Shutdown timed out after " + std::to_string(timeout_.count()) +
+                 " ms: closing the database did not return; exiting anyway");
+    }
+    log_.info("Exiting with status " + std::to_string(status));
+    exit_process(status);
+  }
+
+  std::function<void()> run_;
+  logger& log_;
+  std::chrono::milliseconds timeout_;
+  std::vector<int> signals_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  phase phase_ = phase::idle;
+  std::exception_ptr error_;
+  std::atomic<bool> started_{false};
+
+  std::mutex registration_mutex_;
+  std::unique_ptr<signal_registration> registration_;
+};
+
+/// Validates `options` and builds the state whose shutdown is `graceful_shutdown(db, options)`.
+template <database Db>
+std::shared_ptr<shutdown_state> make_shutdown_state(Db& db, register_shutdown_options options) {
+  validate_timeout(options.timeout, "register_shutdown_options.timeout");
+  auto signals = validate_signals(options.signals);
+  logger& log = infra::detail::resolve(options.logger);
+  const auto timeout = options.timeout;
+  shutdown_options graceful{options.timeout, std::move(options.on_shutdown), options.logger};
+  return std::make_shared<shutdown_state>([&db, graceful] { graceful_shutdown(db, graceful); }, log,
+                                          timeout, std::move(signals));
+}
+
+}  // namespace detail
+
+/// Installs handlers for `options.signals` (default SIGTERM and SIGINT) that shut the process
+/// down: on the first of them, `graceful_shutdown(db, options)` runs off the signal handler, on
+/// threads of its own, and the process ends with status 0 on success and 1 on failure or
+/// timeout (through `std::_Exit` after flushing stdio: static destructors and atexit handlers do
+/// not run, so flush what you must in `on_shutdown`). Further signals while it runs start nothing
+/// (they are logged). Steps are logged: "Shutdown signal received (SIGTERM)", "Running
+/// on_shutdown", "Closing database", "Shutdown complete" (or failed / timed out), "Exiting with
+/// status N".
+///
+/// The registration lasts for the rest of the process: `db` (and the logger) must stay alive
+/// until the process ends; use `create_shutdown_controller` for handlers that can be removed.
+/// One process has one set of shutdown handlers: registering again (or while a controller holds
+/// them) throws `std::logic_error`. Signals not in the list are left alone, so the application
+/// may handle others itself. POSIX only (Linux, macOS).
+///
+///     kysera::infra::shutdown::register_shutdown_handlers(pool, {.timeout = 10s,
+///                                                                .on_shutdown = [&] {
+///                                                                server.stop(); }});
+template <database Db>
+void register_shutdown_handlers(Db& db, register_shutdown_options options = {}) {
+  auto state = detail::make_shutdown_state(db, std::move(options));
+  state->register_signals();
+  auto& slot = detail::signal_slot::get();
+  std::lock_guard lock(slot.mutex);
+  slot.permanent = std::move(state);
+}
+
+}  // namespace kysera::infra::shutdown
