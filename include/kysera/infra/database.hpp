@@ -49,9 +49,11 @@ concept database_with_server_version = database<D> && requires(D& db) {
 
 namespace detail {
 /// A stand-in callable used only to ask whether `transaction` accepts a function of a session.
+// The body is defined (and empty) so that checking a user type whose transaction() has a deduced
+// return type never needs an undefined function.
 struct transaction_probe {
   template <class Session>
-  void operator()(Session&) const;
+  void operator()(Session&) const {}
 };
 }  // namespace detail
 

@@ -1,0 +1,361 @@
+// Health module benchmarks.
+//
+//  - health check vs the same SELECT 1 issued directly through the driver on the same session
+//    (PostgreSQL, MariaDB, SQLite), plus the adapter's own ping(): target "check < 5 % slower";
+//  - the check's own cost on a database that answers instantly;
+//  - with_debug recording overhead per query (target < 100 ns);
+//  - get_metrics over 1,000 and 100,000 entries.
+//
+// The server benchmarks need running servers: start them with
+//   KYSERA_TEST_SERVER_DIR=/tmp/x bash tests/support/servers.sh start
+// and run with KYSERA_TEST_SERVER_DIR=/tmp/x (or KYSERA_TEST_POSTGRES_URL / KYSERA_TEST_MYSQL_URL).
+// Without them those benchmarks report an error and the others still run.
+
+#include <benchmark/benchmark.h>
+
+#include <kysera/infra/health.hpp>
+
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+#include <kysera/infra/adapters/postgres.hpp>
+#endif
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+#include <kysera/infra/adapters/mysql.hpp>
+#endif
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+#include <kysera/infra/adapters/sqlite.hpp>
+#endif
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace infra = kysera::infra;
+namespace health = kysera::infra::health;
+
+namespace {
+
+/// A URL from the environment, or from <KYSERA_TEST_SERVER_DIR>/server.env.
+std::optional<std::string> server_url(const char* key) {
+  if (const char* v = std::getenv(key); v && *v) return std::string(v);
+  const char* dir = std::getenv("KYSERA_TEST_SERVER_DIR");
+  if (!dir || !*dir) return std::nullopt;
+  std::ifstream in(std::string(dir) + "/server.env");
+  std::string line;
+  const std::string prefix = std::string(key) + "=";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+  }
+  return std::nullopt;
+}
+
+health::health_check_options quiet_options() {
+  health::health_check_options o;
+  o.logger = &infra::silent_logger();
+  return o;
+}
+
+/// Answers at once; the smallest possible database.
+struct instant_database {
+  std::uint64_t n = 0;
+  void execute(std::string_view) { benchmark::DoNotOptimize(++n); }
+  void close() {}
+};
+
+/// Thread-safe instant database for the multi-threaded recording benchmark.
+struct shared_instant_database {
+  std::atomic<std::uint64_t> n{0};
+  void execute(std::string_view) { n.fetch_add(1, std::memory_order_relaxed); }
+  void close() {}
+};
+
+/// Alternates the direct statement and the health check call by call, so that the load of a
+/// shared machine hits both alike; reports the median of each and the check's overhead.
+template <class Direct, class Check>
+void interleave(benchmark::State& state, Direct&& direct, Check&& check) {
+  std::vector<double> direct_ns;
+  std::vector<double> check_ns;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    direct();
+    auto t1 = std::chrono::steady_clock::now();
+    auto r = check();
+    auto t2 = std::chrono::steady_clock::now();
+    if (r.status == health::health_status::unhealthy) {
+      state.SkipWithError(r.errors.empty() ? "unhealthy" : r.errors.front().c_str());
+      break;
+    }
+    direct_ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
+    check_ns.push_back(std::chrono::duration<double, std::nano>(t2 - t1).count());
+  }
+  if (direct_ns.empty()) return;
+  auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  const double d = median(direct_ns);
+  const double c = median(check_ns);
+  state.counters["direct_us"] = d / 1000.0;
+  state.counters["check_us"] = c / 1000.0;
+  state.counters["overhead_%"] = 100.0 * (c - d) / d;
+  // The 10th percentiles: the intrinsic cost, less disturbed by other load on the machine.
+  auto p10 = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 10), v.end());
+    return v[v.size() / 10];
+  };
+  const double d10 = p10(direct_ns);
+  const double c10 = p10(check_ns);
+  state.counters["direct_p10_us"] = d10 / 1000.0;
+  state.counters["check_p10_us"] = c10 / 1000.0;
+  state.counters["overhead_p10_%"] = 100.0 * (c10 - d10) / d10;
+}
+
+template <class Check>
+void run_checks(benchmark::State& state, Check&& check) {
+  for (auto _ : state) {
+    auto r = check();
+    if (r.status == health::health_status::unhealthy) {
+      state.SkipWithError(r.errors.empty() ? "unhealthy" : r.errors.front().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+// ---------------------------------------------------------------- the check's own cost
+
+void BM_health_check_instant_database(benchmark::State& state) {
+  instant_database db;
+  auto o = quiet_options();
+  run_checks(state, [&] { return health::perform_health_check(db, o); });
+}
+BENCHMARK(BM_health_check_instant_database)->UseRealTime();
+
+// ---------------------------------------------------------------- PostgreSQL
+
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+std::unique_ptr<infra::postgres::connection> open_postgres(benchmark::State& state) {
+  auto url = server_url("KYSERA_TEST_POSTGRES_URL");
+  if (!url) {
+    state.SkipWithError("no PostgreSQL server (set KYSERA_TEST_SERVER_DIR)");
+    return nullptr;
+  }
+  try {
+    return std::make_unique<infra::postgres::connection>(*url);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return nullptr;
+  }
+}
+
+void BM_postgres_driver_select1(benchmark::State& state) {
+  auto db = open_postgres(state);
+  if (!db) return;
+  pqxx::connection& native = db->native();
+  for (auto _ : state) {
+    pqxx::nontransaction tx(native);
+    pqxx::result r = tx.exec("SELECT 1");
+    tx.commit();
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_postgres_driver_select1)->UseRealTime();
+
+void BM_postgres_adapter_ping(benchmark::State& state) {
+  auto db = open_postgres(state);
+  if (!db) return;
+  for (auto _ : state) db->ping();
+}
+BENCHMARK(BM_postgres_adapter_ping)->UseRealTime();
+
+void BM_postgres_health_check(benchmark::State& state) {
+  auto db = open_postgres(state);
+  if (!db) return;
+  auto o = quiet_options();
+  run_checks(state, [&] { return health::perform_health_check(*db, o); });
+}
+BENCHMARK(BM_postgres_health_check)->UseRealTime();
+
+void BM_postgres_interleaved_driver_vs_check(benchmark::State& state) {
+  auto db = open_postgres(state);
+  if (!db) return;
+  pqxx::connection& native = db->native();
+  auto o = quiet_options();
+  interleave(
+      state,
+      [&] {
+        pqxx::nontransaction tx(native);
+        pqxx::result r = tx.exec("SELECT 1");
+        tx.commit();
+        benchmark::DoNotOptimize(r);
+      },
+      [&] { return health::perform_health_check(*db, o); });
+}
+BENCHMARK(BM_postgres_interleaved_driver_vs_check)->UseRealTime();
+
+void BM_postgres_interleaved_ping_vs_check(benchmark::State& state) {
+  auto db = open_postgres(state);
+  if (!db) return;
+  auto o = quiet_options();
+  interleave(state, [&] { db->ping(); }, [&] { return health::perform_health_check(*db, o); });
+}
+BENCHMARK(BM_postgres_interleaved_ping_vs_check)->UseRealTime();
+#endif
+
+// ---------------------------------------------------------------- MariaDB
+
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+std::unique_ptr<infra::mysql::connection> open_mysql(benchmark::State& state) {
+  auto url = server_url("KYSERA_TEST_MYSQL_URL");
+  if (!url) {
+    state.SkipWithError("no MariaDB server (set KYSERA_TEST_SERVER_DIR)");
+    return nullptr;
+  }
+  try {
+    return std::make_unique<infra::mysql::connection>(*url);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return nullptr;
+  }
+}
+
+void BM_mysql_driver_select1(benchmark::State& state) {
+  auto db = open_mysql(state);
+  if (!db) return;
+  ::sql::Connection& native = db->native();
+  for (auto _ : state) {
+    std::unique_ptr<::sql::Statement> stmt(native.createStatement());
+    std::unique_ptr<::sql::ResultSet> rs(stmt->executeQuery("SELECT 1"));
+    benchmark::DoNotOptimize(rs->next());
+  }
+}
+BENCHMARK(BM_mysql_driver_select1)->UseRealTime();
+
+void BM_mysql_adapter_ping(benchmark::State& state) {
+  auto db = open_mysql(state);
+  if (!db) return;
+  for (auto _ : state) db->ping();
+}
+BENCHMARK(BM_mysql_adapter_ping)->UseRealTime();
+
+void BM_mysql_health_check(benchmark::State& state) {
+  auto db = open_mysql(state);
+  if (!db) return;
+  auto o = quiet_options();
+  run_checks(state, [&] { return health::perform_health_check(*db, o); });
+}
+BENCHMARK(BM_mysql_health_check)->UseRealTime();
+
+void BM_mysql_interleaved_driver_vs_check(benchmark::State& state) {
+  auto db = open_mysql(state);
+  if (!db) return;
+  ::sql::Connection& native = db->native();
+  auto o = quiet_options();
+  interleave(
+      state,
+      [&] {
+        std::unique_ptr<::sql::Statement> stmt(native.createStatement());
+        std::unique_ptr<::sql::ResultSet> rs(stmt->executeQuery("SELECT 1"));
+        benchmark::DoNotOptimize(rs->next());
+      },
+      [&] { return health::perform_health_check(*db, o); });
+}
+BENCHMARK(BM_mysql_interleaved_driver_vs_check)->UseRealTime();
+#endif
+
+// ---------------------------------------------------------------- SQLite (in memory)
+
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+void BM_sqlite_driver_select1(benchmark::State& state) {
+  infra::sqlite::connection db(":memory:");
+  sqlite3* native = db.native();
+  for (auto _ : state) {
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(native, "SELECT 1", -1, &stmt, nullptr);
+    benchmark::DoNotOptimize(sqlite3_step(stmt));
+    sqlite3_finalize(stmt);
+  }
+}
+BENCHMARK(BM_sqlite_driver_select1)->UseRealTime();
+
+void BM_sqlite_health_check(benchmark::State& state) {
+  infra::sqlite::connection db(":memory:");
+  auto o = quiet_options();
+  run_checks(state, [&] { return health::perform_health_check(db, o); });
+}
+BENCHMARK(BM_sqlite_health_check)->UseRealTime();
+#endif
+
+// ---------------------------------------------------------------- with_debug recording
+
+constexpr std::string_view typical_sql = "SELECT id, name, email FROM users WHERE id = $1 LIMIT 1";
+
+void BM_execute_direct(benchmark::State& state) {
+  instant_database db;
+  for (auto _ : state) db.execute(typical_sql);
+}
+BENCHMARK(BM_execute_direct);
+
+void BM_execute_with_debug(benchmark::State& state) {
+  instant_database db;
+  auto dbg = health::with_debug(db);
+  for (auto _ : state) dbg.execute(typical_sql);
+  state.counters["recorded"] = static_cast<double>(dbg.recorded_queries());
+}
+BENCHMARK(BM_execute_with_debug);
+
+void BM_execute_with_debug_no_sql(benchmark::State& state) {
+  instant_database db;
+  health::debug_options o;
+  o.record_sql = false;
+  auto dbg = health::with_debug(db, o);
+  for (auto _ : state) dbg.execute(typical_sql);
+}
+BENCHMARK(BM_execute_with_debug_no_sql);
+
+void BM_execute_with_debug_long_sql(benchmark::State& state) {
+  instant_database db;
+  auto dbg = health::with_debug(db);
+  const std::string sql(4000, 'x');  // cut to 256 bytes
+  for (auto _ : state) dbg.execute(sql);
+}
+BENCHMARK(BM_execute_with_debug_long_sql);
+
+shared_instant_database shared_db;
+health::debug_database<shared_instant_database>* shared_dbg = nullptr;
+
+void BM_execute_with_debug_contended(benchmark::State& state) {
+  if (state.thread_index() == 0) shared_dbg = new health::debug_database<shared_instant_database>(shared_db);
+  for (auto _ : state) shared_dbg->execute(typical_sql);
+  if (state.thread_index() == 0) {
+    delete shared_dbg;
+    shared_dbg = nullptr;
+  }
+}
+BENCHMARK(BM_execute_with_debug_contended)->Threads(2)->UseRealTime();
+
+// ---------------------------------------------------------------- get_metrics
+
+void BM_get_metrics(benchmark::State& state) {
+  instant_database db;
+  health::debug_options o;
+  o.max_metrics = static_cast<std::size_t>(state.range(0));
+  auto dbg = health::with_debug(db, o);
+  for (std::int64_t i = 0; i < state.range(0); ++i) dbg.execute(typical_sql);
+  for (auto _ : state) {
+    auto m = health::get_metrics(dbg);
+    benchmark::DoNotOptimize(m);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_get_metrics)->Arg(1000)->Arg(100000)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,239 @@
+#pragma once
+/// \file
+/// `get_metrics`: query statistics from a `with_debug` wrapper, pool figures, recommendations.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../pool/metrics.hpp"
+#include "check.hpp"
+#include "debug.hpp"
+
+namespace kysera::infra::health {
+
+/// Options of `get_metrics`. Invalid values throw `std::invalid_argument` naming the field.
+struct get_metrics_options {
+  /// The window of entries to consider, counted back from now: a positive whole number and a
+  /// unit, one of "ms", "s", "m", "h", "d" ("500ms", "30s", "5m", "1h", "1d").
+  std::string period = "1h";
+  std::optional<pool::metrics_pool> pool{};  ///< adds `connections` (and its recommendation)
+  std::chrono::milliseconds slow_query_threshold{100};  ///< >= 0; slow means strictly above it
+};
+
+/// Pool figures. `max` is the pool's configured maximum.
+struct connection_stats {
+  std::size_t total = 0;
+  std::size_t active = 0;
+  std::size_t idle = 0;
+  std::size_t max = 0;
+  std::size_t waiting = 0;
+};
+
+/// Query figures over the period, failed queries included. Durations are ms, rounded to 2
+/// decimals; percentiles are nearest-rank.
+struct query_stats {
+  std::size_t total = 0;
+  double avg_duration = 0.0;
+  double min_duration = 0.0;
+  double max_duration = 0.0;
+  double p95_duration = 0.0;
+  double p99_duration = 0.0;
+  std::size_t slow_count = 0;   ///< durations strictly above the threshold
+  std::size_t error_count = 0;  ///< queries whose `execute` threw
+};
+
+/// What `get_metrics` reports. A value type.
+struct metrics_result {
+  std::string period;     ///< the requested period, as given
+  std::string timestamp;  ///< ISO 8601 UTC with milliseconds, e.g. "2025-01-31T12:00:00.000Z"
+  std::optional<connection_stats> connections;  ///< when a pool was given
+  std::optional<query_stats> queries;           ///< absent when no entry falls in the period
+  std::vector<std::string> recommendations;
+};
+
+/// Parses a period such as "30s", "5m", "1h", "1d" or "500ms"; throws `std::invalid_argument`
+/// naming `period` for anything else (empty, no unit, zero, negative, fractions, spaces).
+///
+///     parse_period("5m") == std::chrono::minutes(5)
+inline std::chrono::milliseconds parse_period(std::string_view text) {
+  auto fail = [&](const char* why) -> std::chrono::milliseconds {
+    throw std::invalid_argument("kysera::infra::health: period \"" + std::string(text) + "\" is invalid (" +
+                                why + "); expected a positive whole number and ms, s, m, h or d, e.g. \"1h\"");
+  };
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return fail("no number");
+  if (digits > 18) return fail("number too large");
+  std::int64_t value = 0;
+  for (std::size_t i = 0; i < digits; ++i) value = value * 10 + (text[i] - '0');
+  const std::string_view unit = text.substr(digits);
+  std::int64_t unit_ms = 0;
+  if (unit == "ms") {
+    unit_ms = 1;
+  } else if (unit == "s") {
+    unit_ms = 1000;
+  } else if (unit == "m") {
+    unit_ms = 60'000;
+  } else if (unit == "h") {
+    unit_ms = 3'600'000;
+  } else if (unit == "d") {
+    unit_ms = 86'400'000;
+  } else {
+    return fail(unit.empty() ? "no unit" : "unknown unit");
+  }
+  if (value == 0) return fail("zero");
+  if (value > std::numeric_limits<std::int64_t>::max() / unit_ms) return fail("number too large");
+  return std::chrono::milliseconds(value * unit_ms);
+}
+
+namespace detail {
+
+/// Nearest rank: the element at ceil(p/100 * n) - 1 of the sorted values (exact arithmetic).
+constexpr std::size_t nearest_rank_index(std::size_t n, unsigned percent) noexcept {
+  if (n == 0) return 0;
+  const std::size_t rank = (static_cast<std::size_t>(percent) * n + 99) / 100;
+  return rank == 0 ? 0 : rank - 1;
+}
+
+/// Statistics over `samples` (reordered in place); `average` gets the unrounded mean.
+/// `samples` must not be empty.
+inline query_stats compute_query_stats(std::vector<query_sample>& samples, double slow_threshold_ms,
+                                       double& average) {
+  query_stats s;
+  s.total = samples.size();
+  double sum = 0.0;
+  double lo = samples.front().duration;
+  double hi = lo;
+  for (const auto& q : samples) {
+    sum += q.duration;
+    lo = std::min(lo, q.duration);
+    hi = std::max(hi, q.duration);
+    if (q.duration > slow_threshold_ms) ++s.slow_count;
+    if (q.failed) ++s.error_count;
+  }
+  const auto by_duration = [](const query_sample& a, const query_sample& b) { return a.duration < b.duration; };
+  const std::size_t i99 = nearest_rank_index(samples.size(), 99);
+  const std::size_t i95 = nearest_rank_index(samples.size(), 95);
+  auto first = samples.begin();
+  std::nth_element(first, first + static_cast<std::ptrdiff_t>(i99), samples.end(), by_duration);
+  const double p99 = samples[i99].duration;
+  // Everything before i99 is <= the p99 element, so p95 is the i95-th smallest of that prefix.
+  if (i95 < i99) std::nth_element(first, first + static_cast<std::ptrdiff_t>(i95), first + static_cast<std::ptrdiff_t>(i99), by_duration);
+  const double p95 = samples[i95].duration;
+  average = sum / static_cast<double>(samples.size());
+  s.avg_duration = round2(average);
+  s.min_duration = round2(lo);
+  s.max_duration = round2(hi);
+  s.p95_duration = round2(p95);
+  s.p99_duration = round2(p99);
+  return s;
+}
+
+/// Like JavaScript's Date.prototype.toISOString.
+inline std::string iso8601(std::chrono::system_clock::time_point tp) {
+  using namespace std::chrono;
+  const auto ms = floor<milliseconds>(tp);
+  const auto day = floor<days>(ms);
+  const year_month_day ymd{day};
+  const hh_mm_ss<milliseconds> hms{ms - day};
+  char buffer[48];
+  int n = std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                        static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                        static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+  return std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+}
+
+/// The earliest time point inside a window of length `period` ending at `now`.
+template <class Clock>
+typename Clock::time_point window_start(typename Clock::time_point now, std::chrono::milliseconds period) {
+  using duration = typename Clock::duration;
+  using time_point = typename Clock::time_point;
+  if (period >= std::chrono::duration_cast<std::chrono::milliseconds>(duration::max())) return time_point::min();
+  const auto span = std::chrono::duration_cast<duration>(period);
+  if (now.time_since_epoch() < duration::min() + span) return time_point::min();
+  return now - span;
+}
+
+}  // namespace detail
+
+/// Statistics of the queries `db` recorded within `options.period` (entries that ended at or
+/// after now - period), the pool's figures, and recommendations:
+///  1. more than 10 % of the queries slow;
+///  2. average duration above half the slow-query threshold;
+///  3. pool utilisation active/total above 80 % (not given for a pool with total 0).
+/// Does not compile for a database without metrics (see `database_with_metrics`). Invalid
+/// options throw `std::invalid_argument` naming the field; a failing pool's exception propagates.
+///
+///     auto dbg = with_debug(db);
+///     ...
+///     auto m = get_metrics(dbg, {.period = "5m", .slow_query_threshold = 50ms});
+///     if (m.queries) std::cout << m.queries->p95_duration << " ms\n";
+template <database_with_metrics DB>
+metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}) {
+  const std::chrono::milliseconds period = parse_period(options.period);
+  if (options.slow_query_threshold < std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument("kysera::infra::health: slow_query_threshold must not be negative");
+  }
+  using clock = typename DB::clock;
+  const auto since = detail::window_start<clock>(clock::now(), period);
+
+  metrics_result result;
+  result.period = options.period;
+  result.timestamp = detail::iso8601(std::chrono::system_clock::now());
+
+  if (options.pool) {
+    const pool::pool_metrics p = options.pool->get_metrics();
+    result.connections = connection_stats{p.total, p.active, p.idle, p.max, p.waiting};
+  }
+
+  std::vector<query_sample> samples;
+  if constexpr (requires { { db.query_samples(since) } -> std::same_as<std::vector<query_sample>>; }) {
+    samples = db.query_samples(since);
+  } else {
+    for (const auto& m : db.query_metrics()) {
+      if (m.timestamp >= since) samples.push_back(query_sample{m.duration, m.failed});
+    }
+  }
+
+  const double threshold = static_cast<double>(options.slow_query_threshold.count());
+  if (!samples.empty()) {
+    double avg = 0.0;
+    result.queries = detail::compute_query_stats(samples, threshold, avg);
+    const query_stats& q = *result.queries;
+    if (q.slow_count * 10 > q.total) {
+      result.recommendations.push_back("High number of slow queries detected (" + std::to_string(q.slow_count) +
+                                       "/" + std::to_string(q.total) +
+                                       "). Consider query optimization or indexing.");
+    }
+    if (avg > threshold * 0.5) {
+      result.recommendations.push_back("Average query duration (" + detail::format_fixed2(avg) +
+                                       " ms) is approaching the slow query threshold (" +
+                                       std::to_string(options.slow_query_threshold.count()) +
+                                       " ms). Monitor performance closely.");
+    }
+  }
+  if (result.connections && result.connections->total > 0) {
+    const auto& c = *result.connections;
+    if (c.active * 10 > c.total * 8) {
+      char percent[32];
+      std::snprintf(percent, sizeof percent, "%.1f",
+                    100.0 * static_cast<double>(c.active) / static_cast<double>(c.total));
+      result.recommendations.push_back(std::string("Connection pool utilization is high (") + percent +
+                                       "%). Consider increasing the pool size.");
+    }
+  }
+  return result;
+}
+
+}  // namespace kysera::infra::health
