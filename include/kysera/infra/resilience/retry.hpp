@@ -1,0 +1,192 @@
+#pragma once
+/// \file
+/// `with_retry`, `create_retry_wrapper` and their options.
+
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "backoff.hpp"
+#include "transient.hpp"
+
+namespace kysera::infra::resilience {
+
+/// How `with_retry` retries. Every field has a default; checked when the retry starts (invalid
+/// values throw `std::invalid_argument` naming the field).
+struct retry_options {
+  /// Attempts in total, the first included (>= 1).
+  int max_attempts = 3;
+  /// Wait after the first failed attempt (>= 0).
+  std::chrono::milliseconds delay{1000};
+  /// No wait is ever longer, jitter included (>= delay).
+  std::chrono::milliseconds max_delay{30000};
+  /// Double the wait after each failure; false waits `delay` every time, without jitter.
+  bool backoff = true;
+  /// Spread of each wait, as a fraction of it: 0.25 draws from [0.75 w, min(1.25 w, max_delay)].
+  double jitter = 0.25;
+  /// Whether an error is worth another attempt; empty means `is_transient_error`. Called on the
+  /// calling thread, never after the last attempt. If it throws, retrying stops and the
+  /// original error propagates.
+  std::function<bool(const std::exception&)> should_retry{};
+  /// Called on the calling thread before each wait with the 1-based number of the attempt that
+  /// just failed. If it throws, retrying stops and the original error propagates.
+  std::function<void(int attempt, const std::exception&)> on_retry{};
+  /// How to wait; empty means `std::this_thread::sleep_for`. Tests pass a recorder or a manual
+  /// clock. An exception from it propagates (a way to abandon the retry, e.g. at shutdown).
+  std::function<void(std::chrono::milliseconds)> sleep{};
+};
+
+namespace detail {
+
+template <class Options>
+void validate_retry_options(const Options& o, const char* type) {
+  auto fail = [type](const char* field, const std::string& rule) {
+    throw std::invalid_argument(std::string(type) + "." + field + " " + rule);
+  };
+  if (o.max_attempts < 1) {
+    fail("max_attempts", "must be at least 1 (got " + std::to_string(o.max_attempts) + ")");
+  }
+  if (o.delay.count() < 0) {
+    fail("delay", "must not be negative (got " + std::to_string(o.delay.count()) + " ms)");
+  }
+  if (o.max_delay < o.delay) {
+    fail("max_delay", "must not be less than delay (got " + std::to_string(o.max_delay.count()) +
+                          " ms < " + std::to_string(o.delay.count()) + " ms)");
+  }
+  if (!(o.jitter >= 0.0 && o.jitter <= 1.0)) {  // also rejects NaN
+    fail("jitter", "must be within [0, 1] (got " + std::to_string(o.jitter) + ")");
+  }
+}
+
+using error_predicate = bool (*)(const std::exception&) noexcept;
+
+/// After attempt `attempt` failed with `e`: the wait before the next attempt, or nothing when
+/// `e` must propagate. Keeps the per-failure work out of the templates.
+template <class Options>
+std::optional<std::chrono::milliseconds> next_wait(const Options& o, error_predicate fallback,
+                                                   int attempt, const std::exception& e) noexcept {
+  if (attempt >= o.max_attempts) return std::nullopt;
+  try {
+    if (!(o.should_retry ? o.should_retry(e) : fallback(e))) return std::nullopt;
+    if (o.on_retry) o.on_retry(attempt, e);
+  } catch (...) {
+    return std::nullopt;  // a failing callback never replaces the caller's error
+  }
+  const double unit = o.backoff && o.jitter > 0.0 ? thread_unit_random() : 0.0;
+  return backoff_delay(o.delay, o.max_delay, o.backoff, o.jitter, attempt, unit);
+}
+
+template <class Options>
+void wait(const Options& o, std::chrono::milliseconds d) {
+  if (o.sleep) {
+    o.sleep(d);
+  } else {
+    std::this_thread::sleep_for(d);
+  }
+}
+
+/// The retry loop on already validated options. `call(final_attempt)` runs one attempt.
+template <class Result, class Options, class Call>
+Result retry_loop(const Options& o, error_predicate fallback, Call&& call) {
+  for (int attempt = 1;; ++attempt) {
+    std::chrono::milliseconds pause{};
+    try {
+      return call(attempt == o.max_attempts);
+    } catch (const std::exception& e) {
+      auto next = next_wait(o, fallback, attempt, e);
+      if (!next) throw;  // unchanged: same object, same dynamic type
+      pause = *next;
+    }
+    // Non-std exceptions are not caught above, so they propagate at once.
+    wait(o, pause);
+  }
+}
+
+}  // namespace detail
+
+/// Runs `fn()` until it succeeds, an error is not worth retrying, or `max_attempts` ran out;
+/// returns what `fn()` returns and rethrows the last error unchanged. Thread-safe as far as `fn`
+/// is: nothing is shared between calls.
+///
+///     auto rows = with_retry([&] { return db.execute("SELECT 1"); }, {.max_attempts = 5});
+template <class F>
+  requires std::invocable<F&>
+std::invoke_result_t<F&> with_retry(F&& fn, const retry_options& options = {}) {
+  detail::validate_retry_options(options, "retry_options");
+  return detail::retry_loop<std::invoke_result_t<F&>>(
+      options, &is_transient_error, [&fn](bool) -> decltype(auto) { return std::invoke(fn); });
+}
+
+/// A callable that runs a function through `with_retry` with fixed options; made by
+/// `create_retry_wrapper`. Thread-safe to call when `F` is; the option callbacks then run
+/// concurrently on the calling threads.
+///
+/// Arguments: every attempt but the last gets them as lvalues (a retry must still see them), the
+/// last attempt gets them perfectly forwarded. So references stay references, by-value
+/// parameters are copied per retried attempt, and a function that can only take an argument by
+/// moving it (a `std::unique_ptr` by value, a `T&&` parameter) does not compile: it could not be
+/// called a second time.
+template <class F>
+class retry_wrapper {
+ public:
+  retry_wrapper(F fn, retry_options options) : fn_(std::move(fn)), options_(std::move(options)) {
+    detail::validate_retry_options(options_, "retry_options");
+  }
+
+  template <class... Args>
+    requires std::invocable<F&, Args...>
+  std::invoke_result_t<F&, Args...> operator()(Args&&... args) {
+    return call(fn_, options_, std::forward<Args>(args)...);
+  }
+
+  template <class... Args>
+    requires std::invocable<const F&, Args...>
+  std::invoke_result_t<const F&, Args...> operator()(Args&&... args) const {
+    return call(fn_, options_, std::forward<Args>(args)...);
+  }
+
+  const retry_options& options() const noexcept { return options_; }
+
+ private:
+  template <class G, class... Args>
+  static std::invoke_result_t<G&, Args...> call(G& fn, const retry_options& o, Args&&... args) {
+    using result = std::invoke_result_t<G&, Args...>;
+    static_assert(std::is_invocable_v<G&, Args&...>,
+                  "create_retry_wrapper: every argument must be usable more than once (an "
+                  "attempt that moved it away would leave nothing for the retry)");
+    static_assert(std::is_same_v<std::invoke_result_t<G&, Args&...>, result>,
+                  "create_retry_wrapper: the function must return the same type for lvalue and "
+                  "forwarded arguments");
+    return detail::retry_loop<result>(o, &is_transient_error,
+                                      [&](bool final_attempt) -> result {
+                                        if (final_attempt) {
+                                          return std::invoke(fn, std::forward<Args>(args)...);
+                                        }
+                                        return std::invoke(fn, args...);
+                                      });
+  }
+
+  F fn_;
+  retry_options options_;
+};
+
+/// Wraps `fn` so that each call runs it through `with_retry` with `options` (checked here, once).
+/// The wrapper takes `fn`'s arguments and returns what `fn` returns.
+///
+///     auto insert = create_retry_wrapper(
+///         [&](std::string_view sql) { return db.execute(sql); }, {.max_attempts = 4});
+///     insert("INSERT INTO t VALUES (1)");
+template <class F>
+retry_wrapper<std::decay_t<F>> create_retry_wrapper(F&& fn, retry_options options = {}) {
+  return retry_wrapper<std::decay_t<F>>(std::forward<F>(fn), std::move(options));
+}
+
+}  // namespace kysera::infra::resilience
