@@ -1,7 +1,7 @@
 // Quick start: SQLite (no server), a pool with metrics, a health monitor with a callback, one
 // query through a circuit breaker plus retry, and signal handlers for graceful shutdown.
 //
-// Usage: quickstart [DATABASE_FILE]   (default: quickstart.db in the current directory)
+// Usage: quickstart [DATABASE]   (a path or sqlite:// URL; default quickstart.db here)
 #include <kysera/infra.hpp>
 
 #include <chrono>

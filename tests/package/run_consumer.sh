@@ -21,12 +21,9 @@ if [ -f "$env_file" ]; then
 fi
 
 install_prefix() {
-  # One install per work dir, shared by the modes; done under a lock-free rename.
-  if [ ! -f "$prefix/.done" ]; then
-    local tmp="$prefix.tmp.$$"
-    cmake --install "$build" --prefix "$tmp" >/dev/null
-    rm -rf "$prefix"; mv "$tmp" "$prefix"; touch "$prefix/.done"
-  fi
+  # A fresh install for every test (it takes a second), so a stale prefix can never pass.
+  rm -rf "$prefix"
+  cmake --install "$build" --prefix "$prefix" >/dev/null
 }
 
 case "$mode" in

@@ -37,7 +37,7 @@ class logger {
  public:
   virtual ~logger() = default;
 
-  /// Messages below `level` are dropped before any formatting work. Default: `trace` (all).
+  /// Messages below `level` are dropped. Default: `trace` (all), except the console logger (`info`).
   void set_level(log_level level) noexcept { level_.store(level, std::memory_order_relaxed); }
   log_level level() const noexcept { return level_.load(std::memory_order_relaxed); }
   bool should_log(log_level level) const noexcept { return level >= this->level(); }
@@ -74,6 +74,9 @@ class logger {
 
 namespace detail {
 class console_logger_impl final : public logger {
+ public:
+  console_logger_impl() { set_level(log_level::info); }
+
  protected:
   void write(log_level level, std::string_view message) override {
     std::string line = "[kysera:";
@@ -92,6 +95,8 @@ class silent_logger_impl final : public logger {
 }  // namespace detail
 
 /// Writes each message as one line to stderr, prefixed `[kysera:<level>] `. Thread-safe.
+/// Its level starts at `info` (debug and trace are dropped); `console_logger().set_level(...)`
+/// changes that for the whole process.
 inline logger& console_logger() noexcept {
   static detail::console_logger_impl instance;
   return instance;
