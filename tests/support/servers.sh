@@ -51,11 +51,13 @@ pg_data() { cat "$dir/postgres.datadir"; }
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 write_env() {
+  # Written to a temporary file and renamed, so a reader never sees a half-written file.
   {
     [ -f "$dir/postgres.port" ] && echo "KYSERA_TEST_POSTGRES_URL=postgres://postgres:${PG_PASSWORD}@127.0.0.1:$(cat "$dir/postgres.port")/postgres"
     [ -f "$dir/mysql.port" ] && echo "KYSERA_TEST_MYSQL_URL=mysql://kysera:${MY_PASSWORD}@127.0.0.1:$(cat "$dir/mysql.port")/kysera_test"
     true
-  } > "$dir/server.env"
+  } > "$dir/server.env.tmp.$$"
+  mv -f "$dir/server.env.tmp.$$" "$dir/server.env"
 }
 
 pg_running() { [ -f "$dir/postgres.datadir" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$(pg_data)" status >/dev/null 2>&1; }
