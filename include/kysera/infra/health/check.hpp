@@ -57,25 +57,25 @@ constexpr std::string_view to_string(health_status status) noexcept {
 
 /// One named check inside a result (today always "Database Connection").
 struct health_check {
-  std::string name;
+  std::string name{};
   health_status status = health_status::unhealthy;
-  std::string message;
+  std::string message{};
 };
 
 /// Figures gathered by a check.
 struct health_metrics {
-  std::optional<double> check_latency;              ///< ms, 2 decimals; absent on failure
-  std::optional<pool::pool_metrics> pool_metrics;   ///< when a pool was given (success and failure)
-  std::optional<std::string> database_version;      ///< verbose checks of databases that can tell
+  std::optional<double> check_latency{};            ///< ms, 2 decimals; absent on failure
+  std::optional<pool::pool_metrics> pool_metrics{}; ///< when a pool was given (success and failure)
+  std::optional<std::string> database_version{};    ///< verbose checks of databases that can tell
 };
 
 /// What a health check found. A value type.
 struct health_check_result {
   health_status status = health_status::unhealthy;
-  std::vector<health_check> checks;
-  std::vector<std::string> errors;  ///< the failure message on failure, else empty
-  health_metrics metrics;
-  std::chrono::system_clock::time_point timestamp;  ///< when the check finished (wall clock)
+  std::vector<health_check> checks{};
+  std::vector<std::string> errors{};///< the failure message on failure, else empty
+  health_metrics metrics{};
+  std::chrono::system_clock::time_point timestamp{};///< when the check finished (wall clock)
 };
 
 /// Options of `perform_health_check`. Invalid values throw `std::invalid_argument` naming the field.

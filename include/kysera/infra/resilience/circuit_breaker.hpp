@@ -54,11 +54,11 @@ struct circuit_breaker_options {
 
 /// A snapshot from `get_state()`.
 struct circuit_breaker_state {
-  circuit_state state;
+  circuit_state state = circuit_state::closed;
   /// Consecutive failures counted so far (threshold after `force_open()`).
-  int failures;
+  int failures = 0;
   /// Wall-clock time of the last counted failure; empty after construction and `reset()`.
-  std::optional<std::chrono::system_clock::time_point> last_failure_time;
+  std::optional<std::chrono::system_clock::time_point> last_failure_time{};
 };
 
 /// Thrown instead of running the call when the circuit is open or a probe is running.

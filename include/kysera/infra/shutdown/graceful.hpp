@@ -29,7 +29,7 @@ struct shutdown_options {
   /// The application's own cleanup (stop accepting work, stop monitors, flush). Runs on a
   /// worker thread that `graceful_shutdown` starts; when it overruns `timeout` it keeps running
   /// there, detached, so everything it captures must stay valid until it returns.
-  std::function<void()> on_shutdown;
+  std::function<void()> on_shutdown{};
   /// Where each step is logged (non-owning; null means `console_logger()`).
   infra::logger* logger = nullptr;
 };

@@ -51,7 +51,7 @@ struct register_shutdown_options {
   std::chrono::milliseconds timeout{30000};
   /// The application's own cleanup. Runs on a worker thread of the shutdown (see
   /// `graceful_shutdown`); during a signal-driven shutdown every signal is blocked on it.
-  std::function<void()> on_shutdown;
+  std::function<void()> on_shutdown{};
   /// Where each step is logged (non-owning; null means `console_logger()`); must outlive the
   /// registration or controller.
   infra::logger* logger = nullptr;
