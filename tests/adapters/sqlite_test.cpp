@@ -761,7 +761,7 @@ TEST_CASE("sqlite pool metrics: a single connection is a pool of one", "[sqlite]
   auto handle = infra::pool::create_metrics_pool(c);
   CHECK(handle.get_metrics() == infra::pool::pool_metrics{1, 0, 1, 0, 1});
   c.close();
-  CHECK(handle.get_metrics() == infra::pool::pool_metrics{1, 0, 0, 0, 1});
+  CHECK(handle.get_metrics() == infra::pool::pool_metrics{0, 0, 0, 0, 1});
   sq::connection d(":memory:");
   auto other = infra::pool::create_metrics_pool(d);
   other.close();  // closes the connection itself

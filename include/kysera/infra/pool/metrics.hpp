@@ -79,15 +79,15 @@ constexpr bool is_metrics_pool(const T&) noexcept {
   return pool_with_metrics<T>;
 }
 
-/// A single SQLite connection counts as a pool of one: total 1, idle 0, active 1 while open
-/// (0 once closed), waiting 0, max 1. The member templates defer the use of the adapter until
+/// A single SQLite connection counts as a pool of one: total 1, idle 0, active 1 while open;
+/// total 0 and active 0 once closed (so total == idle + active always holds); waiting 0, max 1. The member templates defer the use of the adapter until
 /// a call, so this header does not need the adapter (or SQLite) to be present.
 template <>
 struct pool_traits<sqlite::connection> {
   template <class C = sqlite::connection>
   static pool_metrics get_metrics(C& c) {
-    bool open = c.is_open();
-    return pool_metrics{1, 0, open ? std::size_t{1} : std::size_t{0}, 0, 1};
+    std::size_t open = c.is_open() ? 1 : 0;
+    return pool_metrics{open, 0, open, 0, 1};
   }
   template <class C = sqlite::connection>
   static void close(C& c) {
