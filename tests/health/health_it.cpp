@@ -142,7 +142,7 @@ TEST_CASE("sqlite: a database file is healthy and counts as a pool of one", "[he
   CHECK(closed.status == health_status::unhealthy);
   REQUIRE(closed.errors.size() == 1);
   CHECK(contains(closed.errors[0], "closed"));
-  CHECK(closed.metrics.pool_metrics == infra::pool::pool_metrics{1, 0, 0, 0, 1});
+  CHECK(closed.metrics.pool_metrics == infra::pool::pool_metrics{0, 0, 0, 0, 1});
   std::remove(path.c_str());
 }
 
