@@ -10,6 +10,13 @@
 # State lives in $KYSERA_TEST_SERVER_DIR: <name>.port, <name>.pid, server.env (URLs for tests).
 set -euo pipefail
 
+# The servers this script starts outlive it: they must not inherit the caller's descriptors (a
+# test's capture pipe, ctest's output pipe), or whoever reads those pipes waits for the servers.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
+
 dir=${KYSERA_TEST_SERVER_DIR:?set KYSERA_TEST_SERVER_DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
