@@ -134,6 +134,22 @@ TEST_CASE("mysql URLs that are malformed throw invalid_url without the password"
   }
 }
 
+TEST_CASE("mysql URL escapes that decode to a NUL byte are invalid_url", "[mysql]") {
+  // The client library takes C strings and would silently cut the value at the NUL.
+  for (const char* bad : {"mysql://u%00x:hunter2@h/db", "mysql://u:hunter2%00tail@h/db", "mysql://u:hunter2@h/d%00b",
+                          "mysql://u:hunter2@h%00x/db", "mysql://u:hunter2@h/db?connect_timeout=5%00",
+                          "mariadb://u:%00hunter2@h/db"}) {
+    INFO(bad);
+    CHECK(invalid_url_code(bad) == infra::errc::invalid_url);
+  }
+  // Other escapes still decode.
+  my::connection_options o;
+  auto t = my::detail::parse_mysql_url("mysql://u%41:p%01w@h/d%20b", o);
+  CHECK(t.user == "uA");
+  CHECK(t.password == "p\x01w");
+  CHECK(t.schema == "d b");
+}
+
 TEST_CASE("mysql durations become whole driver seconds rounded up", "[mysql]") {
   CHECK(my::detail::driver_seconds(0ms) == 0);
   CHECK(my::detail::driver_seconds(1ms) == 1);

@@ -174,7 +174,7 @@ TEST_CASE("sqlite error mapping: result codes become errc values", "[sqlite]") {
     CHECK(classify(SQLITE_CONSTRAINT_NOTNULL, p) == errc::constraint_violation);
     CHECK(classify(SQLITE_AUTH, p) == errc::authentication_failed);
     CHECK(classify(SQLITE_PERM, p) == errc::authentication_failed);
-    CHECK(classify(SQLITE_ERROR, p) == errc::query_failed);
+    CHECK(classify(SQLITE_ERROR, p) == (p == phase::open ? errc::invalid_url : errc::query_failed));
     CHECK(classify(SQLITE_READONLY, p) == errc::query_failed);
     CHECK(classify(SQLITE_MISMATCH, p) == errc::query_failed);
     CHECK(classify(SQLITE_FULL, p) == errc::backend_error);
@@ -276,6 +276,24 @@ TEST_CASE("sqlite open: a missing directory or missing file is connection_refuse
   CHECK(error_of([&] { sq::connection c("sqlite://" + missing_file + "?mode=ro"); }).code() ==
         errc::connection_refused);
   CHECK_FALSE(std::filesystem::exists(missing_file));
+}
+
+TEST_CASE("sqlite open: a file URI that SQLite refuses is invalid_url and creates nothing", "[sqlite]") {
+  // SQLite reports a bad mode, cache, vfs or authority of a file: URI as SQLITE_ERROR from
+  // sqlite3_open_v2: the connection string is wrong, not a statement.
+  auto path = fresh_path();
+  for (const std::string& uri : {"file:" + path + "?mode=bogus", "file:" + path + "?cache=bogus",
+                                 "file:" + path + "?vfs=kysera-no-such-vfs", "file://otherhost" + path}) {
+    INFO(uri);
+    auto e = error_of([&] { sq::connection c(uri); });
+    CHECK(e.code() == errc::invalid_url);
+    CHECK(e.native_code() == SQLITE_ERROR);
+    CHECK(e.backend() == "sqlite");
+  }
+  CHECK_FALSE(std::filesystem::exists(path));
+  // After open, SQLITE_ERROR stays a failed statement.
+  sq::connection ok("file:" + path + "?mode=rwc");
+  CHECK(error_of([&] { ok.execute("SELEC 1"); }).code() == errc::query_failed);
 }
 
 TEST_CASE("sqlite open: a file that is not a database is authentication_failed", "[sqlite]") {

@@ -340,7 +340,11 @@ class connection {
 
   database_error statement_error(int code, const std::string& sqlstate, const std::string& what,
                                  detail::mysql_phase phase, std::chrono::steady_clock::duration elapsed) {
-    bool broken = detail::is_session_broken(code);
+    errc ec = detail::classify_mysql_error(code, sqlstate, phase);
+    // Whatever the number, an error that means "the session is gone" (e.g. 1153, a packet over
+    // max_allowed_packet, arrives as SQLSTATE 08S01 and the server closes the session) must make
+    // the next call reconnect rather than fail with "server has gone away".
+    bool broken = detail::is_session_broken(code) || ec == errc::connection_lost || ec == errc::outcome_unknown;
     if (!broken) {
       try {
         broken = conn_->isClosed();
@@ -352,7 +356,6 @@ class connection {
       broken_ = true;
       connection_id_.store(0);  // no KILL QUERY for a session that is gone
     }
-    errc ec = detail::classify_mysql_error(code, sqlstate, phase);
     bool cancelled = cancel_requested_.load();
     if (cancelled && (code == detail::mysql_code::query_interrupted ||
                       code == detail::mysql_code::connection_killed || code == detail::mysql_code::server_lost)) {

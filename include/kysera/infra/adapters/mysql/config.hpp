@@ -120,12 +120,21 @@ inline std::chrono::milliseconds parse_duration_param(const std::string& key, co
 
 /// Parses `mysql://user:pass@host:port/db?connect_timeout=5&read_timeout=30&write_timeout=60`
 /// (also `mariadb://`); parameters override the matching fields of `options`. Throws
-/// `database_error(errc::invalid_url)` (never quoting the URL) for anything else.
+/// `database_error(errc::invalid_url)` (never quoting the URL) for anything else, including a
+/// %-escape that decodes to a NUL byte (the client library would cut the value short there).
 inline mysql_target parse_mysql_url(std::string_view text, connection_options& options) {
   auto u = infra::detail::parse_url(text, "mysql");
   if (u.scheme != "mysql" && u.scheme != "mariadb") {
     throw database_error(errc::invalid_url,
                          "invalid connection URL: scheme must be mysql:// or mariadb://", "mysql");
+  }
+  // The client library takes C strings: a %00 would silently cut the value short.
+  auto has_nul = [](const std::string& v) { return v.find('\0') != std::string::npos; };
+  bool nul = has_nul(u.user) || has_nul(u.password) || has_nul(u.host) || has_nul(u.database);
+  for (const auto& [key, value] : u.params) nul = nul || has_nul(key) || has_nul(value);
+  if (nul) {
+    throw database_error(errc::invalid_url, "invalid connection URL: a %-escape decodes to a NUL byte",
+                         "mysql");
   }
   if (u.database.find('/') != std::string::npos) {
     throw database_error(errc::invalid_url, "invalid connection URL: the path must be one database name",

@@ -129,7 +129,9 @@ enum class phase { open, statement, commit };
 ///   NOTADB                    -> authentication_failed at open (garbage file, or an encrypted
 ///                                database opened with the wrong key), backend_error later
 ///   AUTH, PERM                -> authentication_failed
-///   ERROR, MISMATCH, RANGE, TOOBIG, READONLY -> query_failed (the statement itself was refused)
+///   ERROR                     -> invalid_url at open (SQLite refused a file: URI: unknown mode,
+///                                vfs or authority), query_failed later
+///   MISMATCH, RANGE, TOOBIG, READONLY -> query_failed (the statement itself was refused)
 ///   IOERR*                    -> outcome_unknown during COMMIT (the commit point may have passed),
 ///                                backend_error elsewhere
 ///   anything else (FULL, CORRUPT, NOMEM, MISUSE, ...) -> backend_error
@@ -144,7 +146,7 @@ constexpr errc classify(int extended_code, phase where) noexcept {
       return where == phase::open ? errc::authentication_failed : errc::backend_error;
     case SQLITE_AUTH:
     case SQLITE_PERM: return errc::authentication_failed;
-    case SQLITE_ERROR:
+    case SQLITE_ERROR: return where == phase::open ? errc::invalid_url : errc::query_failed;
     case SQLITE_MISMATCH:
     case SQLITE_RANGE:
     case SQLITE_TOOBIG:
