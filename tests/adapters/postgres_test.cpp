@@ -389,3 +389,122 @@ TEST_CASE("postgres refused connect throws connection_refused with a password-fr
     CHECK_THAT(text, Catch::Matchers::Contains("postgres://app@127.0.0.1:1/app"));
   }
 }
+
+TEST_CASE("postgres conninfo syntax errors give a position and never quote the text",
+          "[postgres]") {
+  struct row {
+    const char* label;
+    std::string text;
+    const char* where;  // what the message must say instead of quoting
+  };
+  const std::vector<row> rows{
+      {"URI without a scheme", "app:pw-Unit-77@127.0.0.1:5432/app", "at byte 0"},
+      {"URI with only //", "//app:pw-Unit-77@127.0.0.1:5432/app", "at byte 0"},
+      {"password with a space", "host=h password=pw-Unit-77 Tail-9c1", "at byte 27"},
+      {"password with a space and =", "host=h password=pw-Unit Tail-9c1=x", "at byte 24"},
+      {"unterminated quote", "host=h password='pw-Unit-77", "at byte 16"},
+      {"empty keyword", "host=h =pw-Unit-77", "at byte 7"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.label);
+    try {
+      (void)detail::parse_connection_string(r.text);
+      FAIL("parsed");
+    } catch (const infra::database_error& e) {
+      std::string text = e.what();
+      CAPTURE(text);
+      CHECK(e.code() == infra::errc::invalid_url);
+      CHECK(text.find("pw-Unit") == std::string::npos);
+      CHECK(text.find("Tail-9c1") == std::string::npos);
+      CHECK(text.find("app:") == std::string::npos);
+      CHECK_THAT(text, Catch::Matchers::Contains(r.where));
+    }
+  }
+  // The first word without "=" hints that the string was not read as a URI.
+  try {
+    (void)detail::parse_connection_string("app:pw-Unit-77@h/db");
+    FAIL("parsed");
+  } catch (const infra::database_error& e) {
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("postgres://"));
+  }
+  // Plausible keywords still pass through to libpq, which knows which ones exist.
+  CHECK(detail::parse_connection_string("Host=h sslmode=disable gss_1=x").params.size() == 3);
+}
+
+TEST_CASE("postgres URI with empty IPv6 brackets is rejected while parsing", "[postgres]") {
+  for (std::string text : {"postgres://u:pw-Unit-77@[]:1/app", "postgres://u:pw-Unit-77@[]/app",
+                           "postgres://u:pw-Unit-77@h:1,[]:2/app"}) {
+    CAPTURE(text);
+    try {
+      (void)detail::parse_connection_string(text);
+      FAIL("parsed");
+    } catch (const infra::database_error& e) {
+      CHECK(e.code() == infra::errc::invalid_url);
+      CHECK(std::string(e.what()).find("pw-Unit-77") == std::string::npos);
+    }
+  }
+  CHECK(detail::parse_connection_string("postgres://u@[::1]:1/app").hosts == "[::1]:1");
+}
+
+TEST_CASE("postgres classifies libpq option checks as invalid_url", "[postgres]") {
+  for (const char* message : {
+           "invalid sslmode value: \"sometimes\"",
+           "invalid target_session_attrs value: \"whichever\"",
+           "invalid channel_binding value: \"maybe\"",
+           "invalid gssencmode value: \"perhaps\"",
+           "invalid load_balance_hosts value: \"x\"",
+           "IPv6 host address may not be empty in URI: \"postgres://u@[]:1/app\"",
+           "end of string reached when looking for matching \"]\" in IPv6 host address in URI: "
+           "\"postgres://[::1\"",
+           "unexpected character \"x\" at position 12 in URI (expected \":\" or \"/\"): \"...\"",
+           "could not match 2 port numbers to 3 hosts",
+           "could not match 1 host names to 2 hostaddr values",
+           "invalid value \"TLSv9\" for minimum SSL protocol version",
+           "invalid SSL protocol version range",
+       }) {
+    CAPTURE(message);
+    CHECK(detail::classify_connect_message(message).code == infra::errc::invalid_url);
+  }
+  // A server's complaint about a session parameter is not libpq's option check.
+  CHECK_FALSE(detail::is_invalid_option_value(
+      "FATAL:  invalid value for parameter \"TimeZone\": \"Mars/Base\""));
+  CHECK_FALSE(detail::is_invalid_option_value("invalid  value: \"x\""));
+}
+
+TEST_CASE("postgres whole_seconds never overflows", "[postgres]") {
+  using ms = std::chrono::milliseconds;
+  CHECK(detail::whole_seconds(ms::max()) == ms::max().count() / 1000 + 1);
+  CHECK(detail::whole_seconds(ms(3'000'000'000'000LL)) == 3'000'000'000LL);
+  CHECK(detail::whole_seconds(ms(999)) == 1);
+  CHECK(detail::whole_seconds(ms(0)) == 0);
+}
+
+TEST_CASE("postgres timeouts beyond the int range of libpq and the server are rejected",
+          "[postgres]") {
+  pg::connection_options o;
+  for (auto too_long :
+       {std::chrono::milliseconds::max(), std::chrono::milliseconds(3'000'000'000'000LL),
+        std::chrono::milliseconds(2'147'483'647'001LL)}) {
+    o = {};
+    o.connect_timeout = too_long;
+    CHECK_THAT(invalid_argument_text([&] { pg::connection c(refused_url, o); }),
+               Catch::Matchers::Contains("connect_timeout"));
+  }
+  for (auto too_long :
+       {std::chrono::milliseconds::max(), std::chrono::milliseconds(2147483648LL)}) {
+    o = {};
+    o.statement_timeout = too_long;
+    CHECK_THAT(invalid_argument_text([&] { pg::connection c(refused_url, o); }),
+               Catch::Matchers::Contains("statement_timeout"));
+  }
+  // The largest values are accepted: the connect gets as far as the closed port.
+  o = {};
+  o.connect_timeout = std::chrono::seconds(2147483647);
+  o.statement_timeout = std::chrono::milliseconds(2147483647);
+  try {
+    pg::connection c(refused_url, o);
+    FAIL("connected to port 1");
+  } catch (const infra::database_error& e) {
+    CHECK(e.code() == infra::errc::connection_refused);
+  }
+}

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,10 +43,12 @@ namespace kysera::infra::postgres {
 ///     kysera::infra::postgres::connection db(url, o);
 struct connection_options {
   /// Bound on opening a session, passed to libpq as `connect_timeout` in whole seconds (rounded
-  /// up; libpq treats 1 s as 2 s) unless the connection string sets it. Must be positive.
+  /// up; libpq treats 1 s as 2 s) unless the connection string sets it. Must be positive and at
+  /// most 2147483647 s (libpq's int).
   std::chrono::milliseconds connect_timeout{10000};
   /// `SET statement_timeout` on every (re)connect; a statement running longer fails with
-  /// errc::timeout (SQLSTATE 57014). 0 leaves the server's setting alone. Must not be negative.
+  /// errc::timeout (SQLSTATE 57014). 0 leaves the server's setting alone. Must be in
+  /// [0, 2147483647] ms (the server's int).
   std::chrono::milliseconds statement_timeout{0};
   /// libpq `application_name` (shown in pg_stat_activity) unless the connection string sets it;
   /// empty sends none. Must not contain a NUL byte.
@@ -91,7 +94,8 @@ class connection {
   connection& operator=(const connection&) = delete;
 
   /// Runs one statement and returns its result. Outside `transaction()` each statement runs in
-  /// autocommit (a pqxx::nontransaction); inside, in the open transaction. Throws `database_error`.
+  /// autocommit (a pqxx::nontransaction); inside, in the open transaction. Throws `database_error`;
+  /// SQL text holding a NUL byte is refused with errc::query_failed before anything is sent.
   ///
   ///     auto r = db.execute("select id, name from users");
   ///     for (const auto& row : r) use(row[0].as<int>(), row[1].c_str());
@@ -101,6 +105,7 @@ class connection {
     if (tx_) {
       check_session_for_transaction_locked();
       try {
+        check_no_nul(sql);
         pqxx::result r =
             guarded_locked(detail::phase::statement, [&] { return detail::exec(*tx_, sql); });
         tx_failure_.reset();  // e.g. ROLLBACK TO SAVEPOINT: the transaction is usable again
@@ -110,6 +115,7 @@ class connection {
         throw;
       }
     }
+    check_no_nul(sql);
     pqxx::connection& session = session_locked();
     return guarded_locked(detail::phase::statement, [&] {
       pqxx::nontransaction tx(session);
@@ -266,18 +272,41 @@ class connection {
   };
 
   static connection_options validated(connection_options o) {
+    // Both end up as a C int on the libpq/server side: seconds for connect_timeout,
+    // milliseconds for statement_timeout.
+    constexpr std::int64_t int_max = std::numeric_limits<int>::max();
     if (o.connect_timeout <= std::chrono::milliseconds::zero()) {
       throw std::invalid_argument("postgres::connection_options: connect_timeout must be positive");
+    }
+    if (detail::whole_seconds(o.connect_timeout) > int_max) {
+      throw std::invalid_argument(
+          "postgres::connection_options: connect_timeout must be at most 2147483647 s (libpq "
+          "takes whole seconds in an int)");
     }
     if (o.statement_timeout < std::chrono::milliseconds::zero()) {
       throw std::invalid_argument(
           "postgres::connection_options: statement_timeout must not be negative");
+    }
+    if (o.statement_timeout.count() > int_max) {
+      throw std::invalid_argument(
+          "postgres::connection_options: statement_timeout must be at most 2147483647 ms "
+          "(PostgreSQL's limit)");
     }
     if (o.application_name.find('\0') != std::string::npos) {
       throw std::invalid_argument(
           "postgres::connection_options: application_name must not contain a NUL byte");
     }
     return o;
+  }
+
+  /// libpq sends the SQL text as a C string: it would run only the part before a NUL byte.
+  static void check_no_nul(std::string_view sql) {
+    if (auto at = sql.find('\0'); at != std::string_view::npos) {
+      throw database_error(errc::query_failed,
+                           "postgres: the SQL text contains a NUL byte (at byte " +
+                               std::to_string(at) + "); nothing was run",
+                           std::string(backend_name));
+    }
   }
 
   static std::vector<std::string> collect_secrets(const detail::conninfo& info) {

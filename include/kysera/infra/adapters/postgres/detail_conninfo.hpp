@@ -80,9 +80,21 @@ inline void apply_keyword(conninfo& c, const std::string& key, const std::string
   }
 }
 
+/// Whether `key` can be a libpq keyword at all: every keyword libpq knows is made of ASCII letters
+/// and underscores (digits are let through too). Anything else (a dash, a colon, an `@`...) is
+/// rather a piece of a value, e.g. the tail of an unquoted password that contained a space.
+inline bool plausible_keyword(std::string_view key) noexcept {
+  for (char ch : key) {
+    auto u = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(u) || ch == '_')) return false;
+  }
+  return true;
+}
+
 /// Parses libpq's keyword/value form with libpq's own rules: `key = value` pairs separated by
 /// whitespace; a value is either bare (backslash escapes the next character) or single-quoted
-/// (backslash escapes `'` and `\`).
+/// (backslash escapes `'` and `\`). Errors say where the problem is (a byte offset), never what
+/// the text there is: a stray word may be the second half of a password.
 inline conninfo parse_keyword_value(std::string_view text) {
   conninfo c;
   c.text = std::string(text);
@@ -91,18 +103,34 @@ inline conninfo parse_keyword_value(std::string_view text) {
   while (true) {
     while (i < n && is_space(text[i])) ++i;
     if (i >= n) break;
-    std::size_t key_begin = i;
+    const std::size_t key_begin = i;
     while (i < n && text[i] != '=' && !is_space(text[i])) ++i;
     std::string key(text.substr(key_begin, i - key_begin));
     while (i < n && is_space(text[i])) ++i;
     if (i >= n || text[i] != '=') {
-      invalid_connection_string("missing \"=\" after keyword \"" + key + "\"");
+      std::string why = "missing \"=\" after the word at byte " + std::to_string(key_begin) +
+                        " (a value with spaces must be in single quotes)";
+      if (c.params.empty()) {
+        why +=
+            "; the text does not start with postgres:// or postgresql://, so it is read as "
+            "libpq keyword=value conninfo";
+      }
+      invalid_connection_string(why);
     }
-    if (key.empty()) invalid_connection_string("empty keyword before \"=\"");
+    if (key.empty()) {
+      invalid_connection_string("empty keyword before the \"=\" at byte " + std::to_string(i));
+    }
+    if (!plausible_keyword(key)) {
+      invalid_connection_string(
+          "malformed keyword at byte " + std::to_string(key_begin) +
+          " (keywords are letters, digits and \"_\"; a value with spaces must be "
+          "in single quotes)");
+    }
     ++i;
     while (i < n && is_space(text[i])) ++i;
     std::string value;
     if (i < n && text[i] == '\'') {
+      const std::size_t quote_at = i;
       ++i;
       bool closed = false;
       while (i < n) {
@@ -117,7 +145,10 @@ inline conninfo parse_keyword_value(std::string_view text) {
           value.push_back(text[i++]);
         }
       }
-      if (!closed) invalid_connection_string("unterminated quoted value of \"" + key + "\"");
+      if (!closed) {
+        invalid_connection_string("unterminated quoted value starting at byte " +
+                                  std::to_string(quote_at));
+      }
     } else {
       while (i < n && !is_space(text[i])) {
         if (text[i] == '\\' && i + 1 < n) {
@@ -185,6 +216,7 @@ inline conninfo parse_uri(std::string_view text) {
     if (!entry.empty() && entry.front() == '[') {
       auto close = entry.find(']');
       if (close == std::string_view::npos) invalid_connection_string("unterminated [IPv6] host");
+      if (close == 1) invalid_connection_string("empty [IPv6] host \"[]\"");
       after_host = entry.substr(close + 1);
       if (!after_host.empty() && after_host.front() != ':') {
         invalid_connection_string("junk after [IPv6] host");
@@ -276,9 +308,13 @@ inline std::string percent_encode(std::string_view value) {
   return out;
 }
 
-/// libpq's connect_timeout is in whole seconds: round up so the bound is never shorter.
+/// libpq's connect_timeout is in whole seconds: round up so the bound is never shorter. Safe
+/// for every value, milliseconds::max() included (no overflow).
 inline std::int64_t whole_seconds(std::chrono::milliseconds d) noexcept {
-  return static_cast<std::int64_t>((d.count() + 999) / 1000);
+  const auto ms = static_cast<std::int64_t>(d.count());
+  std::int64_t seconds = ms / 1000;
+  if (ms % 1000 > 0) ++seconds;
+  return seconds;
 }
 
 /// The text handed to libpq: the user's string plus `connect_timeout` (whole seconds) and

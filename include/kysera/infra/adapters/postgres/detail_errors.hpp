@@ -105,6 +105,24 @@ inline errc errc_for_sqlstate(std::string_view sqlstate, std::string_view messag
   return errc::query_failed;  // data exceptions, invalid transaction state, RAISE, ...
 }
 
+/// libpq's check of an enumerated option (sslmode, gssencmode, channel_binding,
+/// target_session_attrs, ...) before it connects: `invalid <option> value: "..."`.
+inline bool is_invalid_option_value(std::string_view message) noexcept {
+  static constexpr std::string_view prefix = "invalid ";
+  static constexpr std::string_view suffix = " value: \"";
+  for (std::size_t at = message.find(prefix); at != std::string_view::npos;
+       at = message.find(prefix, at + 1)) {
+    std::size_t i = at + prefix.size();
+    const std::size_t name_begin = i;
+    while (i < message.size() &&
+           (std::islower(static_cast<unsigned char>(message[i])) || message[i] == '_')) {
+      ++i;
+    }
+    if (i > name_begin && message.substr(i, suffix.size()) == suffix) return true;
+  }
+  return false;
+}
+
 /// A failure to open a session, from libpq's message (libpqxx gives no SQLSTATE there). Needs
 /// libpq's English messages; an unrecognised connect failure counts as connection_refused.
 inline classification classify_connect_message(std::string_view message) {
@@ -131,9 +149,13 @@ inline classification classify_connect_message(std::string_view message) {
   if (contains_any(message, {"timeout expired", "timed out"})) {
     return {errc::timeout, "08001"};
   }
-  if (contains_any(message, {"invalid connection option", "connection info string", "invalid URI",
-                             "URI query parameter", "percent-encoded", "invalid integer value",
-                             "invalid port number"})) {
+  if (contains_any(message,
+                   {"invalid connection option", "connection info string", "invalid URI",
+                    "URI query parameter", "percent-encoded", "invalid integer value",
+                    "invalid port number", " in URI: \"", " in URI (expected", "hostaddr values",
+                    "port numbers to", "invalid SSL protocol version range",
+                    "for minimum SSL protocol version", "for maximum SSL protocol version"}) ||
+      is_invalid_option_value(message)) {
     return {errc::invalid_url, ""};
   }
   if (contains_icase(message, "database \"") && contains_icase(message, "does not exist")) {
