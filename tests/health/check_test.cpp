@@ -8,9 +8,13 @@
 
 #include <kysera/infra/health.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace infra = kysera::infra;
 namespace health = kysera::infra::health;
@@ -287,4 +291,40 @@ TEST_CASE("concurrent checks of one database from many threads all answer", "[he
   for (auto& t : threads) t.join();
   CHECK(healthy == 200);
   CHECK(db.execute_count() == 200);
+}
+
+TEST_CASE("a timeout too large for the clock means no limit instead of timing out at once", "[health]") {
+  // milliseconds::max() (and 300 years) overflow steady_clock's nanoseconds: the deadline
+  // saturates at time_point::max(), it does not wrap into the past.
+  for (auto timeout : {std::chrono::milliseconds::max(), std::chrono::milliseconds(std::chrono::hours(24 * 365 * 300))}) {
+    INFO("timeout " << timeout.count() << " ms");
+    fake_database db;
+    health::health_check_options o;
+    o.timeout = timeout;
+    o.logger = &infra::silent_logger();
+    auto r = health::perform_health_check(db, o);
+    CHECK(r.status == health_status::healthy);
+    REQUIRE(r.checks.size() == 1);
+    CHECK(r.checks[0].message.rfind("Connected successfully (", 0) == 0);
+    CHECK(r.errors.empty());
+  }
+}
+
+TEST_CASE("a check with a huge timeout waits for a slow probe and reports it healthy", "[health]") {
+  gate_database db;
+  db.hold();
+  health::health_check_options o;
+  o.timeout = std::chrono::milliseconds::max();
+  o.unhealthy_threshold = std::chrono::milliseconds::max();  // latency on a busy machine is no concern here
+  o.degraded_threshold = std::chrono::milliseconds::max();
+  o.logger = &infra::silent_logger();
+  auto pending = std::async(std::launch::async, [&] { return health::perform_health_check(db, o); });
+  db.wait_for_in_flight(1);
+  // Still waiting well after the probe started: a wrapped deadline would have returned at once.
+  CHECK(pending.wait_for(100ms) == std::future_status::timeout);
+  db.let_go();
+  auto r = pending.get();
+  CHECK(r.status == health_status::healthy);
+  CHECK(r.errors.empty());
+  CHECK(db.executed() == 1);
 }

@@ -341,3 +341,37 @@ TEST_CASE("invalid monitor options throw invalid_argument naming the field", "[h
   throws_naming(o, "unhealthy_threshold");
   CHECK(db.execute_count() == 0);
 }
+
+TEST_CASE("an interval too large for the clock checks once and schedules the next check never", "[health]") {
+  // milliseconds::max() and 300 years overflow the clocks' nanoseconds: the next tick saturates
+  // at time_point::max() instead of wrapping into the past (which made a busy loop of checks).
+  for (auto interval : {std::chrono::milliseconds::max(), std::chrono::milliseconds(std::chrono::hours(24 * 365 * 300))}) {
+    INFO("interval " << interval.count() << " ms");
+    manual_clock::reset();
+    fake_database db;
+    recorder rec;
+    health::health_monitor<fake_database, manual_clock> monitor(db, quiet(interval));
+    monitor.start(rec.callback());
+    REQUIRE(rec.wait_for(1));
+    CHECK(monitor.next_check_time() == manual_clock::time_point::max());
+    manual_clock::advance(std::chrono::hours(24 * 365 * 200));  // two centuries later: still not due
+    CHECK(kysera::test::health_support::eventually([&] { return rec.count() > 1; }, 50ms) == false);
+    monitor.stop();
+    CHECK(rec.count() == 1);
+    CHECK(db.execute_count() == 1);
+  }
+}
+
+TEST_CASE("a steady clock monitor with a huge interval sleeps and stops promptly", "[health]") {
+  fake_database db;
+  recorder rec;
+  health::health_monitor monitor(db, quiet(std::chrono::milliseconds::max()));
+  monitor.start(rec.callback());
+  REQUIRE(rec.wait_for(1));
+  CHECK(monitor.next_check_time() == std::chrono::steady_clock::time_point::max());
+  CHECK_FALSE(kysera::test::health_support::eventually([&] { return db.execute_count() > 1; }, 100ms));
+  const auto start = std::chrono::steady_clock::now();
+  monitor.stop();
+  CHECK(std::chrono::steady_clock::now() - start < 500ms);
+  CHECK(rec.count() == 1);
+}

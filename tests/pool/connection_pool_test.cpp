@@ -9,7 +9,14 @@
 
 #include <kysera/infra/pool.hpp>
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <future>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <ratio>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -698,4 +705,188 @@ TEST_CASE("the destructor waits for a lease still out and for callers still wait
   destroyer.get();
   CHECK(backend->record(1)->close_calls == 1);
   CHECK(backend->live() == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saturation: huge durations mean "practically forever", an absurd max_size is refused.
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+constexpr auto forever = std::chrono::milliseconds::max();
+constexpr std::chrono::milliseconds three_centuries = std::chrono::hours(24 * 365 * 300);
+constexpr std::chrono::hours two_centuries{24 * 365 * 200};
+}  // namespace
+
+TEST_CASE("the saturating time helpers clamp instead of wrapping", "[pool]") {
+  namespace d = kysera::infra::detail;
+  using std::chrono::milliseconds;
+  using std::chrono::nanoseconds;
+  using std::chrono::seconds;
+  using steady = std::chrono::steady_clock;
+
+  // Conversions: to a finer unit saturate, to a coarser one truncate like duration_cast.
+  static_assert(d::saturating_duration_cast<nanoseconds>(milliseconds::max()) == nanoseconds::max());
+  static_assert(d::saturating_duration_cast<nanoseconds>(milliseconds::min()) == nanoseconds::min());
+  static_assert(d::saturating_duration_cast<nanoseconds>(three_centuries) == nanoseconds::max());
+  static_assert(d::saturating_duration_cast<nanoseconds>(milliseconds(5)) == nanoseconds(5'000'000));
+  static_assert(d::saturating_duration_cast<milliseconds>(nanoseconds::max()) ==
+                std::chrono::duration_cast<milliseconds>(nanoseconds::max()));
+  static_assert(d::saturating_duration_cast<seconds>(milliseconds(-1500)) == seconds(-1));
+  // A narrower representation, and a period that both multiplies and divides (1/3 s).
+  using narrow_ms = std::chrono::duration<std::int32_t, std::milli>;
+  static_assert(d::saturating_duration_cast<narrow_ms>(seconds(3'000'000)) == narrow_ms::max());
+  static_assert(d::saturating_duration_cast<narrow_ms>(seconds(-3'000'000)) == narrow_ms::min());
+  static_assert(d::saturating_duration_cast<narrow_ms>(seconds(2)) == narrow_ms(2000));
+  using thirds = std::chrono::duration<std::int64_t, std::ratio<1, 3>>;
+  static_assert(d::saturating_duration_cast<thirds>(milliseconds(3000)) == thirds(9));
+  // ms -> thirds multiplies by 3 and divides by 1000: exact even where count * 3 would overflow.
+  constexpr auto big = milliseconds::max().count();
+  static_assert(d::saturating_duration_cast<thirds>(milliseconds::max()) ==
+                thirds(big / 1000 * 3 + big % 1000 * 3 / 1000));
+  static_assert(d::saturating_duration_cast<milliseconds>(thirds::max()) == milliseconds::max());
+  static_assert(d::saturating_duration_cast<milliseconds>(thirds::min()) == milliseconds::min());
+  static_assert(d::saturating_duration_cast<milliseconds>(thirds(-7)) == milliseconds(-2333));
+  // Floating-point sources.
+  CHECK(d::saturating_duration_cast<nanoseconds>(std::chrono::duration<double>(1e300)) == nanoseconds::max());
+  CHECK(d::saturating_duration_cast<nanoseconds>(std::chrono::duration<double>(-1e300)) == nanoseconds::min());
+  CHECK(d::saturating_duration_cast<nanoseconds>(std::chrono::duration<double>(0.5)) == 500ms);
+  CHECK(d::saturating_duration_cast<nanoseconds>(
+            std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN())) == nanoseconds::zero());
+
+  // Rounding up.
+  static_assert(d::saturating_ceil<milliseconds>(nanoseconds(1'500'000)) == milliseconds(2));
+  static_assert(d::saturating_ceil<milliseconds>(nanoseconds(-1'500'000)) == milliseconds(-1));
+  static_assert(d::saturating_ceil<milliseconds>(nanoseconds::max()) ==
+                std::chrono::ceil<milliseconds>(nanoseconds::max()));
+  static_assert(d::saturating_ceil<milliseconds>(seconds::max()) == milliseconds::max());
+
+  // Durations and time points.
+  static_assert(d::saturating_add(nanoseconds::max() - nanoseconds(1), nanoseconds(5)) == nanoseconds::max());
+  static_assert(d::saturating_add(nanoseconds::min() + nanoseconds(1), nanoseconds(-5)) == nanoseconds::min());
+  static_assert(d::saturating_sub(nanoseconds::max(), nanoseconds(-5)) == nanoseconds::max());
+  static_assert(d::saturating_sub(nanoseconds::min(), nanoseconds(5)) == nanoseconds::min());
+  static_assert(d::saturating_sub(nanoseconds(7), nanoseconds(5)) == nanoseconds(2));
+  const auto now = steady::now();
+  CHECK(d::saturating_add(now, forever) == steady::time_point::max());
+  CHECK(d::saturating_add(now, three_centuries) == steady::time_point::max());
+  CHECK(d::saturating_add(now, 5ms) == now + 5ms);
+  CHECK(d::saturating_add(now, -5ms) == now - 5ms);
+  CHECK(d::saturating_sub(now, forever) == steady::time_point::min());
+  CHECK(d::saturating_sub(now, 5ms) == now - 5ms);
+  CHECK(d::saturating_sub(steady::time_point::max(), steady::time_point::min()) == steady::duration::max());
+  CHECK(d::saturating_sub(steady::time_point::min(), steady::time_point::max()) == steady::duration::min());
+  CHECK(d::saturating_deadline<steady>(forever) == steady::time_point::max());
+  CHECK(d::saturating_deadline<steady>(1s) > now);
+
+  // A wait for time_point::max() sleeps until notified; a past deadline returns at once.
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool ready = false;
+  std::thread notifier([&] {
+    {
+      std::lock_guard lock(mutex);
+      ready = true;
+    }
+    cv.notify_all();
+  });
+  {
+    std::unique_lock lock(mutex);
+    CHECK(d::wait_until_capped(cv, lock, steady::time_point::max(), [&] { return ready; }));
+    CHECK(d::wait_for_capped(cv, lock, forever, [&] { return ready; }));
+    CHECK_FALSE(d::wait_until_capped(cv, lock, steady::now() - 1s, [] { return false; }));
+    CHECK_FALSE(d::wait_for_capped(cv, lock, 0ms, [] { return false; }));
+    CHECK_FALSE(d::wait_until_capped(cv, lock, std::chrono::system_clock::now() - 1s, [] { return false; }));
+  }
+  notifier.join();
+}
+
+TEST_CASE("max_size above one million is rejected naming max_size before allocating", "[pool]") {
+  fixture f;
+  for (std::size_t size : {std::size_t{1'000'001}, std::size_t{1} << 58, std::size_t{1} << 63,
+                           std::numeric_limits<std::size_t>::max()}) {
+    INFO("max_size " << size);
+    auto o = quiet(1);
+    o.max_size = size;
+    try {
+      test_pool p(f.backend->factory(), o);
+      FAIL("accepted max_size " << size);
+    } catch (const std::invalid_argument& e) {
+      CHECK(contains(e.what(), "max_size"));
+      CHECK(contains(e.what(), "1000000"));
+    }
+  }
+  CHECK(kp::detail::max_pool_size == 1'000'000);
+  auto o = quiet(1);
+  o.max_size = 1000;
+  test_pool p(f.backend->factory(), o);
+  CHECK(p.get_metrics() == metrics(0, 0, 0, 0, 1000));
+  CHECK(f.backend->created() == 0);
+}
+
+TEST_CASE("huge timeouts idle_timeout max_lifetime and validation_threshold mean forever", "[pool]") {
+  for (auto huge : {forever, three_centuries}) {
+    INFO("duration " << huge.count() << " ms");
+    fixture f;
+    auto o = quiet(1);
+    o.acquire_timeout = huge;
+    o.idle_timeout = huge;
+    o.max_lifetime = huge;
+    o.validation_threshold = huge;
+    o.max_lifetime_jitter = 0.5;  // the jitter arithmetic must not overflow either
+    test_pool pool(f.backend->factory(), o);
+    auto held = std::make_optional(pool.acquire());
+    CHECK((*held)->id() == 1);
+
+    // A waiter with a practically endless timeout keeps waiting, even two centuries later.
+    auto waiter = std::async(std::launch::async, [&] { return pool.acquire()->id(); });
+    REQUIRE(eventually([&] { return pool.get_metrics().waiting == 1; }));
+    manual_clock::advance(two_centuries);
+    CHECK(holds_for([&] { return pool.get_metrics().waiting == 1; }, 50ms));
+    held.reset();
+    CHECK(waiter.get() == 1);
+
+    // Nothing expired, went idle for too long, or needed a ping.
+    pool.maintain();
+    CHECK(pool.get_metrics() == metrics(1, 1, 0, 0, 1));
+    CHECK(pool.acquire()->id() == 1);
+    auto s = pool.get_statistics();
+    CHECK(s.created == 1);
+    CHECK(s.closed() == 0);
+    CHECK(s.validated == 0);
+    CHECK(s.timed_out == 0);
+  }
+}
+
+TEST_CASE("a huge housekeeping_interval sleeps instead of retrying in a busy loop", "[pool]") {
+  for (auto interval : {forever, three_centuries}) {
+    INFO("housekeeping_interval " << interval.count() << " ms");
+    auto backend = fake_backend::make();
+    backend->set_down(true);
+    auto o = quiet(1);
+    o.min_idle = 1;
+    o.housekeeping_interval = interval;
+    kp::connection_pool<fake_connection> pool(backend->factory(), o);  // steady clock, real thread
+    REQUIRE(eventually([&] { return backend->refused() >= 1; }));
+    CHECK(holds_for([&] { return backend->refused() == 1; }, 200ms));
+    const auto start = std::chrono::steady_clock::now();
+    pool.close();  // wakes the sleeping housekeeper and joins it
+    CHECK(std::chrono::steady_clock::now() - start < 1s);
+    CHECK(backend->refused() == 1);
+  }
+}
+
+TEST_CASE("close_for with a huge timeout waits for the last lease", "[pool]") {
+  auto backend = fake_backend::make();
+  kp::connection_pool<fake_connection> pool(backend->factory(), quiet(1));  // steady clock
+  auto a = std::make_optional(pool.acquire());
+  std::promise<void> closing;
+  auto closer = std::async(std::launch::async, [&] {
+    closing.set_value();
+    return pool.close_for(forever);
+  });
+  closing.get_future().wait();
+  CHECK(closer.wait_for(50ms) == std::future_status::timeout);
+  a.reset();
+  CHECK(closer.get());
+  CHECK(backend->record(1)->close_calls == 1);
 }

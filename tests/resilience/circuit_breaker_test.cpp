@@ -911,3 +911,40 @@ TEST_CASE("many threads hammering one breaker keep one probe and report transiti
   }
   CHECK(reported == expected);
 }
+
+TEST_CASE("a reset_time too large for the clock keeps the circuit open until reset", "[resilience]") {
+  // milliseconds::max() and 300 years overflow nanoseconds; the reset time saturates at the
+  // clock's maximum instead of wrapping negative (which half-opened the circuit at once).
+  for (auto reset : {std::chrono::milliseconds::max(), std::chrono::milliseconds(std::chrono::hours(24 * 365 * 300))}) {
+    INFO("reset_time " << reset.count() << " ms");
+    manual_clock::reset();
+    test_breaker b(1, reset);
+    fail_once(b);
+    CHECK(b.is_open());
+    manual_clock::advance(std::chrono::hours(24 * 365 * 200));  // two centuries later
+    CHECK(b.is_open());
+    CHECK(b.get_state().state == circuit_state::open);
+    bool ran = false;
+    auto rejected = rejection(b, &ran);
+    CHECK_FALSE(ran);
+    REQUIRE(rejected.has_value());
+    CHECK(rejected->state() == circuit_state::open);
+    CHECK(rejected->retry_after() > std::chrono::hours(24 * 365 * 50));
+    CHECK(contains(rejected->what(), "Circuit breaker is open; next probe in "));
+    b.reset();
+    CHECK(b.is_closed());
+    CHECK_FALSE(rejection(b).has_value());
+  }
+}
+
+TEST_CASE("the steady clock breaker with a huge reset_time rejects after opening", "[resilience]") {
+  res::circuit_breaker b(1, std::chrono::milliseconds::max());
+  fail_once(b);
+  CHECK(b.is_open());
+  CHECK(b.get_state().state == circuit_state::open);
+  auto rejected = rejection(b);
+  REQUIRE(rejected.has_value());
+  CHECK(rejected->retry_after() > std::chrono::hours(24 * 365 * 100));
+  b.force_open();
+  CHECK(b.is_open());
+}

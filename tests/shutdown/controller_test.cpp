@@ -312,3 +312,22 @@ TEST_CASE("a handler the application installed after the registration survives i
   CHECK(handler_of(SIGUSR2) == &application_handler);  // theirs: kept
   install(SIGUSR2, SIG_DFL);
 }
+
+TEST_CASE("a controller with a timeout too large for the clock completes its shutdown", "[shutdown]") {
+  for (auto timeout : {std::chrono::milliseconds::max(), std::chrono::milliseconds(std::chrono::hours(24 * 365 * 300))}) {
+    INFO("timeout " << timeout.count() << " ms");
+    fake_database db;
+    log_capture log;
+    auto options = options_with(log);
+    options.timeout = timeout;
+    int calls = 0;
+    options.on_shutdown = [&] { ++calls; };
+    auto controller = sd::create_shutdown_controller(db, options);
+    CHECK_NOTHROW(controller.execute());
+    CHECK_NOTHROW(controller.execute());  // idempotent, same (successful) outcome
+    CHECK(calls == 1);
+    CHECK(db.close_calls() == 1);
+    CHECK(controller.is_shutting_down());
+    CHECK_FALSE(log.contains("timed out"));
+  }
+}

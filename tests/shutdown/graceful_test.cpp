@@ -331,3 +331,51 @@ TEST_CASE("shutdown_error names its stages and carries the library's error categ
   CHECK(e.code() == std::errc::timed_out);
   CHECK_FALSE(e.cause());
 }
+
+TEST_CASE("a timeout too large for the clock means no limit instead of timing out at once", "[shutdown]") {
+  // milliseconds::max() and 300 years overflow steady_clock's nanoseconds: the deadline
+  // saturates at time_point::max() instead of wrapping into the past.
+  for (auto timeout : {std::chrono::milliseconds::max(), std::chrono::milliseconds(std::chrono::hours(24 * 365 * 300))}) {
+    INFO("timeout " << timeout.count() << " ms");
+    fake_database db;
+    log_capture log;
+    auto options = options_with(log);
+    options.timeout = timeout;
+    int calls = 0;
+    options.on_shutdown = [&] { ++calls; };
+    CHECK_NOTHROW(sd::graceful_shutdown(db, options));
+    CHECK(calls == 1);
+    CHECK(db.close_calls() == 1);
+    CHECK(log.contains("info: Shutdown complete"));
+    CHECK_FALSE(log.contains("timed out"));
+
+    // A database with close_for is given (practically) all the time there is.
+    timed_close_database timed;
+    options.on_shutdown = {};
+    CHECK_NOTHROW(sd::graceful_shutdown(timed, options));
+    CHECK(timed.timed_closes == 1);
+    CHECK(timed.given > std::chrono::hours(24 * 365 * 100));
+  }
+}
+
+TEST_CASE("a huge timeout waits for a slow on_shutdown to finish", "[shutdown]") {
+  fake_database db;
+  log_capture log;
+  auto options = options_with(log);
+  options.timeout = std::chrono::milliseconds::max();
+  std::promise<void> started;
+  std::promise<void> release;
+  auto released = release.get_future();
+  options.on_shutdown = [&] {
+    started.set_value();
+    released.wait();
+  };
+  auto shutdown = std::async(std::launch::async, [&] { sd::graceful_shutdown(db, options); });
+  started.get_future().wait();
+  // Still waiting for on_shutdown: a wrapped deadline would have thrown a timeout at once.
+  CHECK(shutdown.wait_for(100ms) == std::future_status::timeout);
+  release.set_value();
+  CHECK_NOTHROW(shutdown.get());
+  CHECK(db.close_calls() == 1);
+  CHECK(log.contains("info: Shutdown complete"));
+}

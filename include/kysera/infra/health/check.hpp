@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../detail/time.hpp"
 #include "../logger.hpp"
 #include "../pool/metrics.hpp"
 
@@ -83,7 +84,8 @@ struct health_check_options {
   std::optional<pool::metrics_pool> pool{};  ///< pool metrics to add to the result
   bool verbose = false;                     ///< also ask the server for its version
   infra::logger* logger = nullptr;          ///< null: `console_logger()`
-  std::chrono::milliseconds timeout{5000};  ///< > 0; the check returns by then (plus scheduling)
+  std::chrono::milliseconds timeout{5000};  ///< > 0; the check returns by then (plus scheduling);
+                                            ///< huge values (milliseconds::max()) mean no limit
   std::chrono::milliseconds degraded_threshold{100};   ///< >= 0; latency from here on: degraded
   std::chrono::milliseconds unhealthy_threshold{500};  ///< >= degraded_threshold; from here: unhealthy
 };
@@ -390,7 +392,7 @@ inline bool wait_for_probe(const std::shared_ptr<probe_state>& p,
   bool finished;
   {
     std::unique_lock lock(p->mutex);
-    p->cv.wait_until(lock, deadline, [&] { return p->done || (abort && abort->aborted()); });
+    infra::detail::wait_until_capped(p->cv, lock, deadline, [&] { return p->done || (abort && abort->aborted()); });
     finished = p->done;
   }
   if (abort) abort->detach();
@@ -426,7 +428,8 @@ template <class Clock, class DB>
 health_check_result run_check(DB& db, const health_check_options& o, logger& log, abort_source* abort) {
   validate(o);
   try {
-    const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+    // Saturating: a timeout too large for the clock means "no deadline", not one in the past.
+    const auto deadline = infra::detail::saturating_deadline<std::chrono::steady_clock>(o.timeout);
     auto& executor = probe_executor::instance();
     const void* key = static_cast<const void*>(std::addressof(db));
 

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../detail/time.hpp"
 #include "../pool/metrics.hpp"
 #include "check.hpp"
 #include "debug.hpp"
@@ -154,15 +155,11 @@ inline std::string iso8601(std::chrono::system_clock::time_point tp) {
   return std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 
-/// The earliest time point inside a window of length `period` ending at `now`.
+/// The earliest time point inside a window of length `period` ending at `now`; saturates at
+/// `time_point::min()` (a period longer than the clock can count covers everything).
 template <class Clock>
 typename Clock::time_point window_start(typename Clock::time_point now, std::chrono::milliseconds period) {
-  using duration = typename Clock::duration;
-  using time_point = typename Clock::time_point;
-  if (period >= std::chrono::duration_cast<std::chrono::milliseconds>(duration::max())) return time_point::min();
-  const auto span = std::chrono::duration_cast<duration>(period);
-  if (now.time_since_epoch() < duration::min() + span) return time_point::min();
-  return now - span;
+  return infra::detail::saturating_sub(now, period);
 }
 
 }  // namespace detail

@@ -2,6 +2,7 @@
 /// \file
 /// `health_monitor`: periodic health checks on a thread of their own.
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <utility>
 
 #include "../database.hpp"
+#include "../detail/time.hpp"
 #include "../logger.hpp"
 #include "../pool/metrics.hpp"
 #include "check.hpp"
@@ -23,7 +25,8 @@ namespace kysera::infra::health {
 /// Options of `health_monitor`. Invalid values throw `std::invalid_argument` naming the field.
 struct health_monitor_options {
   std::optional<pool::metrics_pool> pool{};    ///< pool metrics to add to every result
-  std::chrono::milliseconds interval{30000};  ///< > 0; time between the starts of two checks
+  std::chrono::milliseconds interval{30000};  ///< > 0; time between the starts of two checks;
+                                              ///< too large for the clock: no check after the first
   std::chrono::milliseconds timeout{5000};    ///< > 0; bound on each check
   std::chrono::milliseconds degraded_threshold{100};
   std::chrono::milliseconds unhealthy_threshold{500};
@@ -202,8 +205,10 @@ class health_monitor {
   // The monitor thread.
   void run() noexcept {
     std::unique_lock lock(mutex_);
-    const typename Clock::duration interval =
-        std::chrono::duration_cast<typename Clock::duration>(options_.interval);
+    // Saturating, and at least one tick: milliseconds::max() means "practically never again".
+    const typename Clock::duration interval = std::max(
+        infra::detail::saturating_duration_cast<typename Clock::duration>(options_.interval),
+        typename Clock::duration(1));
     typename Clock::time_point due = Clock::now();
     while (!stop_requested_) {
       while (!stop_requested_ && Clock::now() < due) wait_until(lock, due);
@@ -217,10 +222,16 @@ class health_monitor {
       cv_.notify_all();
       if (stop_requested_) break;  // an abandoned check is nobody's news
 
-      // The next tick after now; ticks that passed during the check are skipped.
+      // The next tick after now; ticks that passed during the check are skipped. Saturating:
+      // a tick beyond the clock's range is time_point::max(), never one in the past.
       const auto now = Clock::now();
-      due += interval;
-      if (due <= now) due += interval * ((now - due) / interval + 1);
+      due = infra::detail::saturating_add(due, interval);
+      if (due <= now) {
+        const auto missed = infra::detail::saturating_sub(now, due) / interval + 1;
+        due = missed > Clock::duration::max() / interval
+                  ? Clock::time_point::max()
+                  : infra::detail::saturating_add(due, interval * missed);
+      }
       next_ = due;
       last_ = result;
       lock.unlock();
@@ -233,11 +244,12 @@ class health_monitor {
 
   void wait_until(std::unique_lock<std::mutex>& lock, typename Clock::time_point due) {
     if constexpr (detail::is_standard_clock<Clock>) {
-      cv_.wait_until(lock, due);
+      infra::detail::wait_until_capped(cv_, lock, due);  // `due` may be time_point::max()
     } else {
-      const auto left = due - Clock::now();
-      const auto slice = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(1));
-      cv_.wait_for(lock, left < slice ? std::chrono::duration_cast<std::chrono::nanoseconds>(left) : slice);
+      const auto left = infra::detail::saturating_duration_cast<std::chrono::nanoseconds>(
+          infra::detail::saturating_sub(due, Clock::now()));
+      cv_.wait_for(lock, std::clamp<std::chrono::nanoseconds>(left, std::chrono::nanoseconds::zero(),
+                                                              std::chrono::milliseconds(1)));
     }
   }
 

@@ -29,6 +29,7 @@
 #endif
 
 #include "../database.hpp"
+#include "../detail/time.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 #include "metrics.hpp"
@@ -45,14 +46,17 @@
 
 namespace kysera::infra::pool {
 
-/// How a `connection_pool` behaves. Durations are `std::chrono::milliseconds` (`250ms` works).
+/// How a `connection_pool` behaves. Durations are `std::chrono::milliseconds` (`250ms` works);
+/// one too large for the pool's clock (up to `milliseconds::max()`) saturates and means
+/// "practically forever", never a wrapped-around "at once".
 /// Invalid values make the pool's constructor throw `std::invalid_argument` naming the field.
 ///
 ///     kysera::infra::pool::pool_options o;
 ///     o.max_size = 20;
 ///     o.acquire_timeout = std::chrono::seconds(5);
 struct pool_options {
-  /// Most connections open at once (>= 1).
+  /// Most connections open at once, in [1, 1'000'000]. The pool allocates its slots up front
+  /// (about 100 bytes each), so a larger value is rejected rather than attempted.
   std::size_t max_size = 10;
   /// Idle connections the housekeeper keeps open (<= max_size); idle_timeout never closes these.
   std::size_t min_idle = 0;
@@ -175,21 +179,6 @@ inline void heavy_fence() noexcept {
 #endif
 }
 
-/// `d` in the clock's units, saturating instead of overflowing (milliseconds::max() is "forever").
-template <class Duration>
-constexpr Duration saturating_cast(std::chrono::milliseconds d) noexcept {
-  using namespace std::chrono;
-  constexpr auto limit = duration_cast<milliseconds>(Duration::max()) - milliseconds(1);
-  if (d >= limit) return Duration::max();
-  return duration_cast<Duration>(d);
-}
-
-template <class TimePoint>
-constexpr TimePoint saturating_add(TimePoint t, typename TimePoint::duration d) noexcept {
-  if (d >= TimePoint::max() - t) return TimePoint::max();
-  return t + d;
-}
-
 /// True for a `database_error` in our category whose code means the session is unusable.
 inline bool is_broken_connection(const std::system_error& e) noexcept {
   return e.code().category() == infra::error_category() &&
@@ -232,8 +221,16 @@ class jitter_source {
   std::atomic<std::uint64_t> state_;
 };
 
+/// The largest `pool_options::max_size` accepted: the slots are allocated up front, and a bound
+/// keeps that allocation (and the size arithmetic behind it) sane.
+inline constexpr std::size_t max_pool_size = 1'000'000;
+
 inline void validate(const pool_options& o) {
   if (o.max_size < 1) throw std::invalid_argument("pool_options.max_size must be at least 1");
+  if (o.max_size > max_pool_size) {
+    throw std::invalid_argument("pool_options.max_size must not exceed " + std::to_string(max_pool_size) + " (got " +
+                                std::to_string(o.max_size) + ")");
+  }
   if (o.min_idle > o.max_size) throw std::invalid_argument("pool_options.min_idle must not exceed max_size");
   if (o.acquire_timeout.count() < 0) throw std::invalid_argument("pool_options.acquire_timeout must not be negative");
   if (o.idle_timeout.count() < 0) throw std::invalid_argument("pool_options.idle_timeout must not be negative");
@@ -354,9 +351,9 @@ class connection_pool {
         slots_(new slot[size_]),
         scratch_(new std::uint64_t[2 * size_]),
         seen_(new seen_idle[size_]),
-        validation_threshold_(detail::saturating_cast<typename Clock::duration>(options_.validation_threshold)),
-        idle_timeout_(detail::saturating_cast<typename Clock::duration>(options_.idle_timeout)),
-        max_lifetime_(detail::saturating_cast<typename Clock::duration>(options_.max_lifetime)),
+        validation_threshold_(as_clock_duration(options_.validation_threshold)),
+        idle_timeout_(as_clock_duration(options_.idle_timeout)),
+        max_lifetime_(as_clock_duration(options_.max_lifetime)),
         jitter_(static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()) ^
                 reinterpret_cast<std::uintptr_t>(this)) {
     if (!factory_) throw std::invalid_argument("connection_pool: factory must not be empty");
@@ -495,7 +492,7 @@ class connection_pool {
   ///     if (!pool.close_for(std::chrono::seconds(10))) log("leases still out");
   bool close_for(std::chrono::milliseconds timeout) noexcept {
     close();
-    const auto deadline = detail::saturating_add(Clock::now(), detail::saturating_cast<typename Clock::duration>(timeout));
+    const auto deadline = infra::detail::saturating_add(Clock::now(), timeout);
     std::unique_lock lock(mutex_);
     for (;;) {
       if (all_empty()) return true;
@@ -609,6 +606,11 @@ class connection_pool {
 
  private:
   enum class close_reason { broken, idle, lifetime, pool_closed };
+
+  // An option in the clock's units; milliseconds::max() and the like saturate ("forever").
+  static constexpr typename Clock::duration as_clock_duration(std::chrono::milliseconds d) noexcept {
+    return infra::detail::saturating_duration_cast<typename Clock::duration>(d);
+  }
 
   static constexpr std::uint32_t closed_bit = 1;
   static constexpr std::uint32_t waiters_bit = 2;
@@ -790,8 +792,7 @@ class connection_pool {
   KYSERA_INFRA_POOL_NOINLINE slot* acquire_slow(std::chrono::milliseconds timeout, bool throw_if_exhausted) {
     caller_guard inside(*this);  // destroyed last
     wait_recorder recorder(*this);
-    const auto deadline =
-        detail::saturating_add(recorder.start(), detail::saturating_cast<typename Clock::duration>(timeout));
+    const auto deadline = infra::detail::saturating_add(recorder.start(), timeout);
     std::unique_lock lock(mutex_);
     inside.count();
     for (;;) {
@@ -882,15 +883,15 @@ class connection_pool {
     s.connection = std::move(c);
     s.last_checkout = now;
     s.proven = true;
-    if (options_.max_lifetime.count() == 0) {
-      s.expires_at = Clock::time_point::max();
+    if (options_.max_lifetime.count() == 0 || max_lifetime_ == Clock::duration::max()) {
+      s.expires_at = Clock::time_point::max();  // never; a lifetime beyond the clock is never too
     } else {
       auto life = max_lifetime_;
       if (options_.max_lifetime_jitter > 0) {
         auto cut = static_cast<double>(life.count()) * options_.max_lifetime_jitter * jitter_.next();
         life -= typename Clock::duration(static_cast<typename Clock::rep>(cut));
       }
-      s.expires_at = detail::saturating_add(now, life);
+      s.expires_at = infra::detail::saturating_add(now, life);
     }
   }
 
@@ -1051,26 +1052,20 @@ class connection_pool {
     w.cv.notify_one();
   }
 
-  // Waits on `cv` until notified or `deadline`. A standard clock's deadline is waited for
-  // directly; any other clock (a manual test clock) is re-read every few milliseconds of real
-  // time, so moving it forward ends the wait promptly.
+  // Waits on `cv` until notified or `deadline` (callers loop). A standard clock's deadline is
+  // waited for directly, capped (a saturated deadline must not overflow inside the library);
+  // any other clock (a manual test clock) is re-read every few milliseconds of real time, so
+  // moving it forward ends the wait promptly.
   void wait_step(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
                  typename Clock::time_point deadline) const {
-    if (deadline == Clock::time_point::max()) {
-      if constexpr (std::is_same_v<Clock, std::chrono::steady_clock> ||
-                    std::is_same_v<Clock, std::chrono::system_clock>) {
-        cv.wait(lock);
-      } else {
-        cv.wait_for(lock, std::chrono::milliseconds(2));
-      }
-      return;
-    }
     if constexpr (std::is_same_v<Clock, std::chrono::steady_clock> ||
                   std::is_same_v<Clock, std::chrono::system_clock>) {
-      cv.wait_until(lock, deadline);
+      infra::detail::wait_until_capped(cv, lock, deadline);
     } else {
-      auto remaining = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - Clock::now());
-      cv.wait_for(lock, std::min<std::chrono::nanoseconds>(remaining, std::chrono::milliseconds(2)));
+      const auto remaining = infra::detail::saturating_duration_cast<std::chrono::nanoseconds>(
+          infra::detail::saturating_sub(deadline, Clock::now()));
+      cv.wait_for(lock, std::clamp<std::chrono::nanoseconds>(remaining, std::chrono::nanoseconds::zero(),
+                                                             std::chrono::milliseconds(2)));
     }
   }
 
@@ -1149,7 +1144,9 @@ class connection_pool {
       lock.unlock();
       maintain();
       lock.lock();
-      housekeeper_cv_.wait_for(lock, options_.housekeeping_interval, [this] { return stopping_; });
+      // Capped: a huge interval (milliseconds::max()) must sleep, not overflow into a busy loop.
+      infra::detail::wait_for_capped(housekeeper_cv_, lock, options_.housekeeping_interval,
+                                     [this] { return stopping_; });
     }
   }
 

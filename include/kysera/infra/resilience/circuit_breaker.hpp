@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../detail/time.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 
@@ -40,7 +41,8 @@ constexpr std::string_view to_string(circuit_state s) noexcept {
 struct circuit_breaker_options {
   /// Consecutive failures that open the circuit (>= 1).
   int threshold = 5;
-  /// How long the circuit stays open before one probe call may test recovery (>= 0).
+  /// How long the circuit stays open before one probe call may test recovery (>= 0). A value too
+  /// large for the clock (milliseconds::max()) keeps it open until `reset()`.
   std::chrono::milliseconds reset_time{60000};
   /// Reported once per transition, in the order the transitions happened, never concurrently
   /// with itself and never under the breaker's lock. Called on a thread that is inside a breaker
@@ -149,12 +151,10 @@ class basic_circuit_breaker {
 
   /// Throws `std::invalid_argument` for threshold < 1 or a negative reset_time.
   explicit basic_circuit_breaker(circuit_breaker_options options = {})
-      : threshold_(options.threshold),
-        reset_time_(std::chrono::duration_cast<typename Clock::duration>(options.reset_time)),
+      : threshold_((detail::validate_breaker(options.threshold, options.reset_time), options.threshold)),
+        reset_time_(infra::detail::saturating_duration_cast<typename Clock::duration>(options.reset_time)),
         on_state_change_(std::move(options.on_state_change)),
-        logger_(options.logger) {
-    detail::validate_breaker(options.threshold, options.reset_time);
-  }
+        logger_(options.logger) {}
 
   /// Same as the options form without a callback.
   ///
@@ -279,15 +279,17 @@ class basic_circuit_breaker {
   [[noreturn]] void reject(circuit_state s) const {
     std::chrono::milliseconds after{0};
     if (s == circuit_state::open) {
-      after = std::chrono::ceil<std::chrono::milliseconds>(open_remaining());
+      after = infra::detail::saturating_ceil<std::chrono::milliseconds>(open_remaining());
       if (after.count() < 0) after = std::chrono::milliseconds(0);
     }
     throw circuit_breaker_error(s, after);
   }
 
+  /// Saturating, so a reset_time of `Clock::duration::max()` stays positive for good.
   typename Clock::duration open_remaining() const noexcept {
     const typename Clock::duration opened(opened_at_.load(std::memory_order_relaxed));
-    return reset_time_ - (Clock::now().time_since_epoch() - opened);
+    const auto elapsed = infra::detail::saturating_sub(Clock::now().time_since_epoch(), opened);
+    return infra::detail::saturating_sub(reset_time_, elapsed);
   }
 
   void on_success(std::uint64_t ticket) noexcept {

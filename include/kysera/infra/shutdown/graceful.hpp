@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "../database.hpp"
+#include "../detail/time.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 
@@ -24,7 +25,8 @@ namespace kysera::infra::shutdown {
 
 /// Options of `graceful_shutdown`.
 struct shutdown_options {
-  /// Bound on the whole shutdown (`on_shutdown` plus closing the database). Must be positive.
+  /// Bound on the whole shutdown (`on_shutdown` plus closing the database). Must be positive;
+  /// a value too large for the clock (milliseconds::max()) means no limit.
   std::chrono::milliseconds timeout{30000};
   /// The application's own cleanup (stop accepting work, stop monitors, flush). Runs on a
   /// worker thread that `graceful_shutdown` starts; when it overruns `timeout` it keeps running
@@ -106,10 +108,10 @@ class on_shutdown_task {
     return task;
   }
 
-  /// Whether it finished by `deadline`.
+  /// Whether it finished by `deadline` (which may be `time_point::max()`).
   bool wait_until(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    return cv_.wait_until(lock, deadline, [&] { return done_; });
+    return infra::detail::wait_until_capped(cv_, lock, deadline, [&] { return done_; });
   }
 
   /// Takes what it threw (null if it returned). Only meaningful after a successful wait. Moving
@@ -181,7 +183,8 @@ void graceful_shutdown(Db& db, shutdown_options options = {}) {
   logger& log = infra::detail::resolve(options.logger);
   const std::string timeout_text = std::to_string(options.timeout.count()) + " ms";
   const auto start = clock::now();
-  const auto deadline = start + options.timeout;
+  // Saturating: a timeout too large for the clock means no deadline, not one in the past.
+  const auto deadline = infra::detail::saturating_add(start, options.timeout);
 
   auto timed_out = [&](shutdown_stage stage, const std::string& why, std::exception_ptr cause) {
     log.error("Shutdown timed out after " + timeout_text + ": " + why);
@@ -220,7 +223,8 @@ void graceful_shutdown(Db& db, shutdown_options options = {}) {
   bool closed_in_time = true;
   try {
     if constexpr (database_with_timed_close<Db>) {
-      auto remaining = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
+      auto remaining = infra::detail::saturating_ceil<std::chrono::milliseconds>(
+          infra::detail::saturating_sub(deadline, clock::now()));
       if (remaining <= std::chrono::milliseconds::zero()) remaining = std::chrono::milliseconds(1);
       if (!static_cast<bool>(db.close_for(remaining))) {
         log.warn("Closing database: connections still in use after " +
@@ -233,7 +237,8 @@ void graceful_shutdown(Db& db, shutdown_options options = {}) {
   } catch (...) {
     close_error = std::current_exception();
   }
-  const auto elapsed = clock::now() - start;
+  const auto finished = clock::now();
+  const auto elapsed = finished - start;
 
   std::string failure;
   if (on_shutdown_error) failure = "on_shutdown threw: " + detail::describe(on_shutdown_error);
@@ -242,7 +247,7 @@ void graceful_shutdown(Db& db, shutdown_options options = {}) {
     failure += "closing the database threw: " + detail::describe(close_error);
   }
 
-  if (!closed_in_time || (!close_error && elapsed > options.timeout)) {
+  if (!closed_in_time || (!close_error && finished > deadline)) {
     std::string why = closed_in_time ? "closing the database ended after the deadline (" +
                                            detail::to_ms_text(elapsed) + " in all)"
                                      : "connections still in use when closing the database";

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../detail/time.hpp"
 #include "../logger.hpp"
 #include "graceful.hpp"
 
@@ -47,7 +48,8 @@ namespace kysera::infra::shutdown {
 /// Options of `register_shutdown_handlers` and `create_shutdown_controller`: those of
 /// `shutdown_options` plus the signals to handle. Converts to `shutdown_options`.
 struct register_shutdown_options {
-  /// Bound on the whole shutdown (`on_shutdown` plus closing the database). Must be positive.
+  /// Bound on the whole shutdown (`on_shutdown` plus closing the database). Must be positive;
+  /// a value too large for the clock (milliseconds::max()) means no limit.
   std::chrono::milliseconds timeout{30000};
   /// The application's own cleanup. Runs on a worker thread of the shutdown (see
   /// `graceful_shutdown`); during a signal-driven shutdown every signal is blocked on it.
@@ -374,7 +376,7 @@ class shutdown_state : public std::enable_shared_from_this<shutdown_state> {
 
   bool wait_done_until(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    return cv_.wait_until(lock, deadline, [&] { return phase_ == phase::done; });
+    return infra::detail::wait_until_capped(cv_, lock, deadline, [&] { return phase_ == phase::done; });
   }
 
   /// What the finished shutdown threw (null on success).
@@ -447,7 +449,9 @@ class shutdown_state : public std::enable_shared_from_this<shutdown_state> {
   /// Runs the shutdown on one more thread and ends the process when it finished, or at the
   /// deadline plus `exit_grace` when closing never returns.
   [[noreturn]] void supervise_and_exit() noexcept {
-    const auto deadline = std::chrono::steady_clock::now() + timeout_ + exit_grace;
+    // Saturating: a huge timeout means waiting for the shutdown however long it takes.
+    const auto deadline = infra::detail::saturating_add(
+        infra::detail::saturating_deadline<std::chrono::steady_clock>(timeout_), exit_grace);
     bool started = false;
     try {
       std::thread([self = shared_from_this()] { self->run_and_finish(); }).detach();
