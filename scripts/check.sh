@@ -40,7 +40,7 @@ for v in "${variants[@]}"; do
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export LSAN_OPTIONS="suppressions=$root/tests/support/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/support/tsan.supp"
   if ! (cd "$out/$v" && ctest -j "$jobs" --output-on-failure --timeout 900); then
     echo "=== [$v] FAILED" >&2
     status=1

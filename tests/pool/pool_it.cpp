@@ -108,6 +108,18 @@ void restart_under_load() {
       }
     });
   }
+  // Whatever throws below (a failed REQUIRE, a failed restart), the load threads are stopped and
+  // joined first, so the failure is reported instead of ending the process.
+  struct join_load {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~join_load() {
+      stop = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_guard{stop, load};
   REQUIRE(eventually([&] { return successes.load() >= 100; }, 30s));
   servers::control("restart", Side::server);
   const int before = successes.load();
@@ -117,7 +129,7 @@ void restart_under_load() {
   bool recovered = eventually(
       [&] { return successes.load() >= before + 200 && std::chrono::steady_clock::now() - restarted > 1s; }, 60s);
   stop = true;
-  for (auto& t : load) t.join();
+  for (auto& t : load) t.join();  // (join_guard finds them joined)
   std::string seen;
   for (auto& [code, n] : errors) seen += code + " x" + std::to_string(n) + " ";
   INFO("errors during the restart: " << seen << "; statements after it: " << successes.load() - before);

@@ -14,7 +14,8 @@ set -euo pipefail
 # test's capture pipe, ctest's output pipe), or whoever reads those pipes waits for the servers.
 for fd in /proc/$$/fd/*; do
   fd=${fd##*/}
-  if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+  # (255 is where bash reads this script from.)
+  if [ "$fd" -gt 2 ] 2>/dev/null && [ "$fd" != 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
 done
 
 dir=${KYSERA_TEST_SERVER_DIR:?set KYSERA_TEST_SERVER_DIR}
@@ -39,10 +40,15 @@ pg_bindir() {
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Ports below the kernel's ephemeral range: a client that keeps reconnecting to a stopped server
+# can otherwise be handed the server's own port as its source port (a TCP self-connect), and the
+# restarted server then fails to bind it.
 free_port() {
-  local p
+  local low=32768 p
+  if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then read -r low _ < /proc/sys/net/ipv4/ip_local_port_range; fi
+  [ "$low" -gt 12000 ] || low=12000
   for _ in $(seq 1 200); do
-    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+    p=$(( (RANDOM * 32768 + RANDOM) % (low - 10000) + 10000 ))
     port_in_use "$p" || { echo "$p"; return 0; }
   done
   log "no free port found"; return 1

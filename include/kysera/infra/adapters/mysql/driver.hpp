@@ -37,6 +37,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -96,6 +97,21 @@ struct mysql_driver_globals {
   mysql_helper_registry* helpers;
 };
 
+/// Orders thread exits against process exit. A thread that used the driver calls threadEnd()
+/// when it exits; a detached thread may exit while the process runs its static destructors,
+/// which destroy the driver. Both sides take this (never destroyed) lock: an exit handler,
+/// registered right after the driver exists and so run before the driver's destructors, marks
+/// the process as exiting, and a thread that exits later skips threadEnd().
+struct mysql_exit_state {
+  std::mutex mutex;
+  bool exiting = false;
+};
+
+inline mysql_exit_state& mysql_exit() {
+  static mysql_exit_state* const state = new mysql_exit_state();  // leaked on purpose
+  return *state;
+}
+
 inline mysql_driver_globals& mysql_globals() {
   // Thread-safe static initialisation. The registry is constructed after the driver, so it is
   // destroyed (and waits for helpers) before the library's own statics go away.
@@ -103,6 +119,11 @@ inline mysql_driver_globals& mysql_globals() {
     mysql_driver_globals g{::sql::mysql::get_mysql_driver_instance(), nullptr};
     static mysql_helper_registry registry;
     g.helpers = &registry;
+    (void)mysql_exit();
+    std::atexit([] {
+      std::lock_guard lock(mysql_exit().mutex);
+      mysql_exit().exiting = true;
+    });
     return g;
   }();
   return globals;
@@ -113,7 +134,10 @@ inline mysql_driver_globals& mysql_globals() {
 class mysql_thread_guard {
  public:
   explicit mysql_thread_guard(::sql::Driver* d) : driver_(d) { driver_->threadInit(); }
-  ~mysql_thread_guard() { driver_->threadEnd(); }
+  ~mysql_thread_guard() {
+    std::lock_guard lock(mysql_exit().mutex);
+    if (!mysql_exit().exiting) driver_->threadEnd();
+  }
   mysql_thread_guard(const mysql_thread_guard&) = delete;
   mysql_thread_guard& operator=(const mysql_thread_guard&) = delete;
 
