@@ -457,9 +457,14 @@ void run_soak() {
           paused.resume();
           break;
         }
-        case fault_kind::restart:
-          servers::control("restart", Backend::server);
+        case fault_kind::restart: {
+          // Stop, then start again once the monitor has seen the server gone (bounded by
+          // pause_cap): a restart quicker than the monitor's interval would be invisible to it.
+          servers::stop_guard stopped(Backend::server);
+          wait_until(f.start + cfg.pause_cap, [&] { return shared.monitor_unhealthy_since(f.start); });
+          stopped.start();
           break;
+        }
       }
     } catch (const std::exception& e) {
       driver_problems.push_back(std::string(to_text(kind)) + " failed: " + e.what());
@@ -603,6 +608,18 @@ void run_soak() {
                 << (f.kind == fault_kind::kill ? ", killed " + std::to_string(f.sessions_killed)
                                                : "")
                 << ", monitor " << (f.monitor_saw_outage ? "saw it" : "did not see it") << "\n";
+    if (!f.monitor_saw_outage && f.kind != fault_kind::kill) {
+      // What the monitor reported around an outage it missed, to tell a slow monitor from a
+      // fault the probe could not observe.
+      fault_table << "  monitor around it:";
+      for (const auto& [t, s] : monitor_events) {
+        if (t + 1s >= f.start && t <= f.end + 1s) {
+          fault_table << " +" << static_cast<long>(ms_between(test_start, t)) << ":"
+                      << health::to_string(s);
+        }
+      }
+      fault_table << "\n";
+    }
   }
 
   const double elapsed_s = std::chrono::duration<double>(steady::now() - test_start).count();

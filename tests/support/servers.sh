@@ -117,7 +117,14 @@ pg_stop() {
 
 # A paused server: the postmaster and every backend stop (SIGSTOP), so connections hang.
 pg_pids() { local p; p=$(cat "$dir/postgres.pid"); echo "$p"; pgrep -P "$p" || true; }
-pg_pause() { kill -STOP $(pg_pids); }
+# The postmaster stops first: a backend forked between listing the children and stopping them
+# would otherwise keep serving its connection through the whole pause.
+pg_pause() {
+  local p; p=$(cat "$dir/postgres.pid")
+  kill -STOP "$p"
+  local children; children=$(pgrep -P "$p" || true)
+  [ -z "$children" ] || kill -STOP $children
+}
 pg_resume() { [ -f "$dir/postgres.pid" ] && kill -CONT $(pg_pids) 2>/dev/null || true; }
 
 my_bin() { find_bin mariadbd /usr/sbin /usr/libexec || find_bin mysqld /usr/sbin; }
