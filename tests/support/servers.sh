@@ -117,6 +117,26 @@ pg_stop() {
 
 # A paused server: the postmaster and every backend stop (SIGSTOP), so connections hang.
 pg_pids() { local p; p=$(cat "$dir/postgres.pid"); echo "$p"; pgrep -P "$p" || true; }
+# SIGSTOP is asynchronous: kill returns before every thread of the target has stopped, and a
+# thread still running can answer one more query. Wait (up to 5 s) until every thread of every
+# given process is in the stopped state.
+wait_stopped() {
+  local i pid t state all
+  for i in $(seq 1 500); do
+    all=1
+    for pid in "$@"; do
+      for t in /proc/"$pid"/task/*/stat; do
+        [ -r "$t" ] || continue
+        state=$(sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1)
+        case "$state" in T|t|"") ;; *) all=0 ;; esac
+      done
+    done
+    [ "$all" = 1 ] && return 0
+    sleep 0.01
+  done
+  log "processes $* did not stop"; return 1
+}
+
 # The postmaster stops first: a backend forked between listing the children and stopping them
 # would otherwise keep serving its connection through the whole pause.
 pg_pause() {
@@ -124,6 +144,7 @@ pg_pause() {
   kill -STOP "$p"
   local children; children=$(pgrep -P "$p" || true)
   [ -z "$children" ] || kill -STOP $children
+  wait_stopped "$p" $children
 }
 pg_resume() { [ -f "$dir/postgres.pid" ] && kill -CONT $(pg_pids) 2>/dev/null || true; }
 
@@ -181,7 +202,7 @@ my_stop() {
   pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
   return 0
 }
-my_pause() { kill -STOP "$(cat "$dir/mysql.pid")"; }
+my_pause() { local p; p=$(cat "$dir/mysql.pid"); kill -STOP "$p"; wait_stopped "$p"; }
 my_resume() { [ -f "$dir/mysql.pid" ] && kill -CONT "$(cat "$dir/mysql.pid")" 2>/dev/null || true; }
 
 which_servers() {
