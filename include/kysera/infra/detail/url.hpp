@@ -54,6 +54,24 @@ inline std::string percent_decode(std::string_view in, std::string_view backend)
   return out;
 }
 
+/// Calls `fn(key, value, has_value)` for each non-empty `key[=value]` pair of a URL query string
+/// (the text after '?'), in order and still percent-encoded. Shared by every URL parser.
+template <class F>
+void for_each_query_pair(std::string_view query, F&& fn) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    if (eq == std::string_view::npos) {
+      fn(pair, std::string_view{}, false);
+    } else {
+      fn(pair.substr(0, eq), pair.substr(eq + 1), true);
+    }
+  }
+}
+
 /// Parses a connection URL. Error messages never quote the URL, which may hold a password.
 inline url parse_url(std::string_view text, std::string_view backend) {
   auto fail = [&](const char* why) -> url {
@@ -119,18 +137,11 @@ inline url parse_url(std::string_view text, std::string_view backend) {
     u.port = static_cast<std::uint16_t>(value);
   }
   u.database = percent_decode(path, backend);
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    std::string key = percent_decode(pair.substr(0, eq), backend);
-    std::string value =
-        eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1), backend);
-    if (key.empty()) return fail("empty parameter name");
-    u.params[key] = value;
-  }
+  for_each_query_pair(query, [&](std::string_view raw_key, std::string_view raw_value, bool) {
+    std::string key = percent_decode(raw_key, backend);
+    if (key.empty()) (void)fail("empty parameter name");
+    u.params[key] = percent_decode(raw_value, backend);
+  });
   return u;
 }
 

@@ -239,22 +239,16 @@ inline conninfo parse_uri(std::string_view text) {
   if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
   c.dbname = infra::detail::percent_decode(rest, "postgres");
 
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    if (eq == std::string_view::npos) {
-      invalid_connection_string("query parameter without \"=\"");
-    }
-    std::string key = infra::detail::percent_decode(pair.substr(0, eq), "postgres");
-    std::string value = infra::detail::percent_decode(pair.substr(eq + 1), "postgres");
-    if (key.empty()) invalid_connection_string("empty query parameter name");
-    if (key == "password") add_secret(c, std::string(pair.substr(eq + 1)));
-    apply_keyword(c, key, value);
-    c.params.emplace_back(std::move(key), std::move(value));
-  }
+  infra::detail::for_each_query_pair(
+      query, [&](std::string_view raw_key, std::string_view raw_value, bool has_value) {
+        if (!has_value) invalid_connection_string("query parameter without \"=\"");
+        std::string key = infra::detail::percent_decode(raw_key, "postgres");
+        std::string value = infra::detail::percent_decode(raw_value, "postgres");
+        if (key.empty()) invalid_connection_string("empty query parameter name");
+        if (key == "password") add_secret(c, std::string(raw_value));
+        apply_keyword(c, key, value);
+        c.params.emplace_back(std::move(key), std::move(value));
+      });
   return c;
 }
 

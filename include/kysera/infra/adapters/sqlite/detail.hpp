@@ -78,22 +78,15 @@ inline open_target parse_target(std::string_view text) {
   }
   if (path.empty()) invalid_url("no database path after sqlite://");
   if (path.find('\0') != std::string::npos) invalid_url("contains a NUL byte");
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    std::string key = decode(pair.substr(0, eq));
-    std::string value = eq == std::string_view::npos
-                            ? std::string{}
-                            : decode(pair.substr(eq + 1));
+  infra::detail::for_each_query_pair(query, [&](std::string_view raw_key, std::string_view raw_value, bool) {
+    std::string key = decode(raw_key);
+    std::string value = decode(raw_value);
     if (key != "mode") invalid_url("unknown parameter '" + key + "' (supported: mode)");
     if (value != "ro" && value != "rw" && value != "rwc") {
       invalid_url("mode must be ro, rw or rwc");
     }
     t.mode = value;
-  }
+  });
   t.memory = path == ":memory:";
   t.filename = std::move(path);
   return t;
