@@ -284,12 +284,50 @@ void BM_sqlite_driver_select1(benchmark::State& state) {
 }
 BENCHMARK(BM_sqlite_driver_select1)->UseRealTime();
 
+/// The adapter's probe statement (it reads the schema version from the file header) through
+/// the C API: what the adapter's ping costs without the adapter.
+void sqlite_driver_probe(sqlite3* native) {
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(native, "PRAGMA schema_version", -1, &stmt, nullptr);
+  benchmark::DoNotOptimize(sqlite3_step(stmt));
+  sqlite3_finalize(stmt);
+}
+
+void BM_sqlite_driver_probe_statement(benchmark::State& state) {
+  infra::sqlite::connection db(":memory:");
+  sqlite3* native = db.native();
+  for (auto _ : state) sqlite_driver_probe(native);
+}
+BENCHMARK(BM_sqlite_driver_probe_statement)->UseRealTime();
+
+void BM_sqlite_adapter_ping(benchmark::State& state) {
+  infra::sqlite::connection db(":memory:");
+  for (auto _ : state) db.ping();
+}
+BENCHMARK(BM_sqlite_adapter_ping)->UseRealTime();
+
+void BM_sqlite_adapter_bounded_ping(benchmark::State& state) {
+  infra::sqlite::connection db(":memory:");
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(db.try_ping_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  }
+}
+BENCHMARK(BM_sqlite_adapter_bounded_ping)->UseRealTime();
+
 void BM_sqlite_health_check(benchmark::State& state) {
   infra::sqlite::connection db(":memory:");
   auto o = quiet_options();
   run_checks(state, [&] { return health::perform_health_check(db, o); });
 }
 BENCHMARK(BM_sqlite_health_check)->UseRealTime();
+
+void BM_sqlite_interleaved_driver_vs_check(benchmark::State& state) {
+  infra::sqlite::connection db(":memory:");
+  sqlite3* native = db.native();
+  auto o = quiet_options();
+  interleave(state, [&] { sqlite_driver_probe(native); }, [&] { return health::perform_health_check(db, o); });
+}
+BENCHMARK(BM_sqlite_interleaved_driver_vs_check)->UseRealTime();
 #endif
 
 // ---------------------------------------------------------------- with_debug recording

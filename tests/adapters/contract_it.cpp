@@ -7,6 +7,7 @@
 #include "mysql_traits.hpp"
 #include "postgres_traits.hpp"
 #include "sqlite_traits.hpp"
+#include "support/servers.hpp"
 
 #include <kysera/infra/database.hpp>
 #include <kysera/infra/error.hpp>
@@ -99,6 +100,7 @@ TEMPLATE_TEST_CASE("contract: the connection models database with every capabili
   static_assert(infra::database_with_cancel<connection>);
   static_assert(infra::database_with_server_version<connection>);
   static_assert(infra::database_with_transaction<connection>);
+  static_assert(infra::database_with_bounded_ping<connection>);
   static_assert(!std::is_copy_constructible_v<connection> && !std::is_move_constructible_v<connection>);
   STATIC_REQUIRE(connection::backend_name == std::string_view(TestType::name));
   auto c = TestType::open();
@@ -343,4 +345,72 @@ TEMPLATE_TEST_CASE("contract: statement errors have the documented shape", "[con
   // The connection survives statement errors.
   CHECK(TestType::scalar(*c, TestType::select_one_sql()) == 1);
   CHECK(t.rows() == 1);
+}
+
+// ------------------------------------------------------------------ bounded ping (try_ping_until)
+
+TEMPLATE_TEST_CASE("contract: try_ping_until answers a live database on the calling thread", "[contract]",
+                   KYSERA_CONTRACT_ALL_BACKENDS) {
+  auto c = TestType::open();
+  // True means it really was bounded: for MySQL, the adapter found the session's socket.
+  CHECK(c->try_ping_until(std::chrono::steady_clock::now() + 5s));
+  CHECK(c->try_ping_until(std::chrono::steady_clock::time_point::max()));
+  auto late = error_of([&] { (void)c->try_ping_until(std::chrono::steady_clock::now() - 1ms); });
+  check_shape<TestType>(late, errc::timeout);
+  // A deadline that had passed touched nothing: the session is the same and works.
+  CHECK(TestType::scalar(*c, TestType::select_one_sql()) == 1);
+  c->close();
+  check_shape<TestType>(error_of([&] { (void)c->try_ping_until(std::chrono::steady_clock::now() + 5s); }),
+                        errc::closed);
+}
+
+TEMPLATE_TEST_CASE("contract: try_ping_until gives up at the deadline while another call holds the connection",
+                   "[contract]", KYSERA_CONTRACT_ALL_BACKENDS) {
+  auto c = TestType::open();
+  std::latch inside(1);
+  std::latch release(1);
+  std::thread holder([&] {
+    c->transaction([&](auto&) {
+      inside.count_down();
+      release.wait();
+    });
+  });
+  inside.wait();
+  const auto start = std::chrono::steady_clock::now();
+  auto e = error_of([&] { (void)c->try_ping_until(start + 200ms); });
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  release.count_down();
+  holder.join();
+  check_shape<TestType>(e, errc::timeout);
+  CHECK(std::string(e.what()).find("busy") != std::string::npos);
+  CHECK(elapsed >= 200ms);
+  CHECK(elapsed < 200ms + 750ms);
+  // Waiting for the lock cost the session nothing.
+  CHECK(c->try_ping_until(std::chrono::steady_clock::now() + 5s));
+}
+
+TEMPLATE_TEST_CASE("contract: try_ping_until against a paused server ends the session at the deadline",
+                   "[contract]", KYSERA_CONTRACT_SERVER_BACKENDS) {
+  auto c = TestType::open();
+  REQUIRE(c->try_ping_until(std::chrono::steady_clock::now() + 5s));
+  {
+    kysera::test::servers::pause_guard paused(TestType::name);
+    const auto start = std::chrono::steady_clock::now();
+    auto e = error_of([&] { (void)c->try_ping_until(start + 300ms); });
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    INFO(e.what());
+    check_shape<TestType>(e, errc::timeout);
+    CHECK(std::string(e.what()).find("no answer by the deadline") != std::string::npos);
+    CHECK(elapsed >= 300ms);
+    CHECK(elapsed < 300ms + 750ms);
+    // The session is gone; reopening it is not bounded by a deadline, so the next bounded ping
+    // declines at once instead of connecting to the paused server.
+    const auto again = std::chrono::steady_clock::now();
+    CHECK_FALSE(c->try_ping_until(again + 300ms));
+    CHECK(std::chrono::steady_clock::now() - again < 300ms);
+    paused.resume();
+  }
+  // The next ordinary call reconnects; bounded pings work on the new session.
+  CHECK(TestType::scalar(*c, TestType::select_one_sql()) == 1);
+  CHECK(c->try_ping_until(std::chrono::steady_clock::now() + 5s));
 }

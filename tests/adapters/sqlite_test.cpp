@@ -500,6 +500,39 @@ TEST_CASE("sqlite busy: connect_timeout bounds the lock wait while opening", "[s
   CHECK(count(c, "t") == 1);
 }
 
+TEST_CASE("sqlite busy: try_ping_until gives up a lock wait at its deadline, not at busy_timeout", "[sqlite]") {
+  auto path = fresh_path();
+  sq::connection holder(path);
+  sq::connection c(path, {.busy_timeout = 60000ms});
+  CHECK(c.try_ping_until(std::chrono::steady_clock::now() + 5s));
+  holder.execute("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)");  // no readers either
+  const auto started = std::chrono::steady_clock::now();
+  auto e = error_of([&] { (void)c.try_ping_until(started + 200ms); });
+  const auto waited = std::chrono::steady_clock::now() - started;
+  INFO(e.what());
+  CHECK(e.code() == errc::timeout);
+  CHECK_THAT(e.what(), Catch::Matchers::Contains("no answer by the deadline"));
+  CHECK(waited >= 200ms);
+  CHECK(waited < 200ms + 750ms);  // far below busy_timeout
+  holder.execute("COMMIT");
+  // The connection is untouched: the next ping answers, and plain statements wait as configured.
+  CHECK(c.try_ping_until(std::chrono::steady_clock::now() + 5s));
+  CHECK(count(c, "t") == 1);
+}
+
+TEST_CASE("sqlite ping works across a schema change and close releases its statement", "[sqlite]") {
+  auto path = fresh_path();
+  sq::connection c(path);
+  sq::connection other(path);
+  c.ping();
+  other.execute("CREATE TABLE t (x)");  // bumps the schema version behind c's back
+  c.ping();
+  CHECK(c.try_ping_until(std::chrono::steady_clock::now() + 5s));
+  CHECK(count(c, "t") == 0);
+  c.close();  // finalizes the statement; else the handle would stay a zombie (LeakSanitizer)
+  CHECK(error_of([&] { c.ping(); }).code() == errc::closed);
+}
+
 TEST_CASE("sqlite busy: a deferred transaction on a stale WAL snapshot gets SQLITE_BUSY_SNAPSHOT", "[sqlite]") {
   auto path = fresh_path();
   sq::connection a(path, {.busy_timeout = 0ms, .journal_mode = "WAL"});

@@ -74,22 +74,29 @@ void check_paused_server(Connection& db, const std::string& server, const std::s
   {
     servers::pause_guard paused(server);
     const auto start = std::chrono::steady_clock::now();
-    auto r = health::perform_health_check(db, quiet(1000ms));
+    kysera::test::health_support::capture_logger log;
+    auto o = quiet(1000ms);
+    o.logger = &log;
+    auto r = health::perform_health_check(db, o);
     const auto elapsed = std::chrono::steady_clock::now() - start;
     CHECK(elapsed >= 1000ms);
     CHECK(elapsed < 1000ms + 750ms);  // the timeout plus a scheduling margin
     CHECK(r.status == health_status::unhealthy);
     CHECK(r.errors == std::vector<std::string>{"Health check timed out after 1000 ms"});
     CHECK_FALSE(contains(all_text(r), password));
+    // The probe ran on this thread and the adapter shut the session down at the deadline.
+    CHECK(log.count(infra::log_level::warn, "no answer by the deadline; the session was shut down") == 1);
+    for (const auto& entry : log.entries()) CHECK_FALSE(contains(entry.second, password));
 
-    // While the first probe is stuck, a second check still answers on time.
+    // The session is gone: the second check reconnects on a probe thread, which the paused
+    // server holds up. It still answers on time.
     const auto again = std::chrono::steady_clock::now();
     auto second = health::perform_health_check(db, quiet(300ms));
     CHECK(std::chrono::steady_clock::now() - again < 300ms + 750ms);
     CHECK(second.status == health_status::unhealthy);
     paused.resume();
   }
-  // The stuck probe finishes (or is cancelled) once the server runs again; the session is usable.
+  // The stuck reconnect finishes once the server runs again; the session is usable.
   CHECK(eventually([&] { return health::perform_health_check(db, quiet(10s)).status == health_status::healthy; }));
   CHECK_NOTHROW(db.execute("SELECT 1"));
 }

@@ -2,6 +2,7 @@
 /// \file
 /// The `database` concept every module is written against, and its optional capabilities.
 
+#include <chrono>
 #include <concepts>
 #include <optional>
 #include <string>
@@ -46,6 +47,19 @@ template <class D>
 concept database_with_server_version = database<D> && requires(D& db) {
   { db.server_version() } -> std::convertible_to<std::string>;
 };
+
+/// Optional: `db.try_ping_until(deadline)` pings like `ping()` but on the calling thread and
+/// bounded: it returns or throws by `deadline` (plus scheduling delay), throwing
+/// `database_error(errc::timeout)` when the deadline passes, also against a server that has
+/// stopped answering. To keep that promise it may end the session (the next call reopens it).
+/// It returns false, having done nothing, when it cannot bound the ping right now (for instance
+/// when the session must be reopened first, which takes the driver's connect timeout); the caller
+/// then pings another way. The health check uses it to probe without a thread hand-off.
+template <class D>
+concept database_with_bounded_ping =
+    database<D> && requires(D& db, std::chrono::steady_clock::time_point deadline) {
+      { db.try_ping_until(deadline) } -> std::same_as<bool>;
+    };
 
 namespace detail {
 /// A stand-in callable used only to ask whether `transaction` accepts a function of a session.
@@ -99,8 +113,6 @@ std::optional<std::string> server_version(D& db) {
 }
 
 }  // namespace kysera::infra
-
-#include <chrono>
 
 namespace kysera::infra {
 

@@ -19,6 +19,8 @@
 #include <utility>
 
 #include "../detail/secrets.hpp"
+#include "../detail/socket.hpp"
+#include "../detail/watchdog.hpp"
 #include "../error.hpp"
 #include "../rows.hpp"
 #include "mysql/config.hpp"
@@ -93,6 +95,43 @@ class connection {
   void ping() {
     std::lock_guard lock(mutex_);
     run_locked("SELECT 1", detail::mysql_phase::statement);
+  }
+
+  /// `ping()` on the calling thread, bounded by `deadline` (the `database_with_bounded_ping`
+  /// capability; the health check uses it). If the server has not answered by then, the
+  /// session's socket is shut down: the call throws errc::timeout at once and the next call
+  /// reconnects (session state is lost, as after any lost session). Throws errc::timeout as well
+  /// when another call keeps the connection busy until the deadline. Returns false, doing
+  /// nothing, when the session must be reopened first (a reconnect is bounded by
+  /// `connect_timeout`) or its socket is unknown: the driver does not expose it, so the adapter
+  /// finds it after connecting by the client port the server reports (Linux, TCP).
+  ///
+  ///     bool answered = db.try_ping_until(std::chrono::steady_clock::now() + 500ms);
+  bool try_ping_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_, std::defer_lock);
+    if (!lock.try_lock_until(deadline)) {
+      throw deadline_error("the connection stayed busy with another call until the deadline");
+    }
+    if (closed_.load()) {
+      throw database_error(errc::closed, "mysql: connection is closed (" + description_ + ")",
+                           std::string(backend_name));
+    }
+    if (socket_fd_ < 0 || (!in_transaction_ && (!conn_ || broken_))) return false;
+    if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
+    int fd = socket_fd_;
+    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &fd);
+    if (!guard.bounded()) return false;  // no timer thread could be started
+    try {
+      run_locked("SELECT 1", detail::mysql_phase::statement);
+    } catch (const database_error&) {
+      if (guard.disarm()) {
+        mark_broken_locked();
+        throw deadline_error("no answer by the deadline; the session was shut down and reopens on the next call");
+      }
+      throw;
+    }
+    if (guard.disarm()) mark_broken_locked();  // it answered just as the socket went down
+    return true;
   }
 
   /// Interrupts the statement another thread is running on this connection with
@@ -265,10 +304,38 @@ class connection {
     conn_ = std::move(c);
     broken_ = false;
     connection_id_.store(id);
+    socket_fd_ = find_socket_locked();
+  }
+
+  /// The session's socket, found by the client port the server reports for it; -1 when unknown.
+  int find_socket_locked() noexcept {
+    if constexpr (!infra::detail::can_find_tcp_sockets) {
+      return -1;
+    } else {
+      try {
+        rows r = detail::mysql_run(*conn_, "SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()");
+        if (r.empty() || !r.at(0, 0)) return -1;
+        auto port = infra::detail::trailing_port(*r.at(0, 0));
+        return port ? infra::detail::find_tcp_socket(*port, target_.port) : -1;
+      } catch (...) {
+        return -1;  // no bounded ping on this session; everything else works as before
+      }
+    }
+  }
+
+  void mark_broken_locked() noexcept {
+    broken_ = true;
+    connection_id_.store(0);  // no KILL QUERY for a session that is gone
+  }
+
+  database_error deadline_error(const char* what) const {
+    return database_error(errc::timeout, std::string("mysql: ") + what + " (on " + description_ + ")",
+                          std::string(backend_name));
   }
 
   void drop_locked() noexcept {
     connection_id_.store(0);
+    socket_fd_ = -1;
     if (!conn_) return;
     try {
       detail::mysql_driver();  // this thread may never have used the driver
@@ -352,10 +419,7 @@ class connection {
         broken = true;
       }
     }
-    if (broken) {
-      broken_ = true;
-      connection_id_.store(0);  // no KILL QUERY for a session that is gone
-    }
+    if (broken) mark_broken_locked();
     bool cancelled = cancel_requested_.load();
     if (cancelled && (code == detail::mysql_code::query_interrupted ||
                       code == detail::mysql_code::connection_killed || code == detail::mysql_code::server_lost)) {
@@ -377,8 +441,9 @@ class connection {
   std::string description_;
   std::shared_ptr<detail::mysql_cancel_target> cancel_;
 
-  mutable std::recursive_mutex mutex_;
+  mutable std::recursive_timed_mutex mutex_;
   std::unique_ptr<::sql::Connection> conn_;  // guarded by mutex_
+  int socket_fd_ = -1;                       // guarded by mutex_: conn_'s socket, -1 when unknown
   bool broken_ = false;                      // guarded by mutex_: reconnect before the next statement
   bool in_transaction_ = false;              // guarded by mutex_
   std::atomic<bool> closed_{false};

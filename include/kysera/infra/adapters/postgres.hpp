@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../detail/socket.hpp"
+#include "../detail/watchdog.hpp"
 #include "../error.hpp"
 #include "postgres/detail_conninfo.hpp"
 #include "postgres/detail_errors.hpp"
@@ -129,6 +131,41 @@ class connection {
   ///
   ///     db.ping();  // throws database_error when the server cannot be reached
   void ping() { (void)execute("SELECT 1"); }
+
+  /// `ping()` on the calling thread, bounded by `deadline` (the `database_with_bounded_ping`
+  /// capability; the health check uses it). If the server has not answered by then, the
+  /// session's socket is shut down: the call throws errc::timeout at once and the next call
+  /// reconnects (session state is lost, as after any lost session). Throws errc::timeout as well
+  /// when another call keeps the connection busy until the deadline. Returns false, doing
+  /// nothing, when the session must be reopened first: a reconnect is bounded by
+  /// `connect_timeout`, not by `deadline`.
+  ///
+  ///     bool answered = db.try_ping_until(std::chrono::steady_clock::now() + 500ms);
+  bool try_ping_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_, std::defer_lock);
+    if (!lock.try_lock_until(deadline)) {
+      throw deadline_error("the connection stayed busy with another call until the deadline");
+    }
+    check_open_locked();
+    if (!tx_ && !session_usable_locked()) return false;
+    if constexpr (!infra::detail::can_shut_sockets_down) return false;
+    int fd = session_ ? session_->sock() : -1;
+    if (fd < 0) return false;
+    if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
+    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &fd);
+    if (!guard.bounded()) return false;  // no timer thread could be started
+    try {
+      (void)execute("SELECT 1");
+    } catch (const database_error&) {
+      if (guard.disarm()) {
+        broken_ = true;
+        throw deadline_error("no answer by the deadline; the session was shut down and reopens on the next call");
+      }
+      throw;
+    }
+    if (guard.disarm()) broken_ = true;  // it answered just as the socket went down
+    return true;
+  }
 
   /// Interrupts the statement running on another thread (libpq cancel request). Returns at once,
   /// also when the server is paused or unreachable: the request runs on a detached helper thread
@@ -270,6 +307,11 @@ class connection {
     busy_scope(const busy_scope&) = delete;
     busy_scope& operator=(const busy_scope&) = delete;
   };
+
+  database_error deadline_error(const char* what) const {
+    return database_error(errc::timeout, std::string("postgres: ") + what + " (session to " + description_ + ")",
+                          std::string(backend_name));
+  }
 
   static connection_options validated(connection_options o) {
     // Both end up as a C int on the libpq/server side: seconds for connect_timeout,
@@ -444,7 +486,7 @@ class connection {
   std::string description_;
   std::vector<std::string> secrets_;
 
-  mutable std::recursive_mutex mutex_;  // serialises every call that talks to the server
+  mutable std::recursive_timed_mutex mutex_;  // serialises every call that talks to the server
   std::mutex session_mutex_;            // guards the session_ pointer for cancel()
   std::shared_ptr<pqxx::connection> session_;
   std::unique_ptr<pqxx::work> tx_;            // the open transaction, if any (guarded by mutex_)

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../detail/time.hpp"
 #include "../error.hpp"
 #include "../pool/metrics.hpp"
 #include "../rows.hpp"
@@ -148,14 +149,47 @@ class connection {
   }
 
   /// Reads the schema version from the file header: checks that the file is still a readable
-  /// database (waits for a lock like any statement). Throws database_error.
+  /// database (waits for a lock like any statement). The statement is prepared once and reused.
+  /// Throws database_error.
   ///
   ///     db.ping();
   void ping() {
     std::lock_guard lock(mutex_);
     sqlite3* db = require_open();
     execution_scope scope(*this);
-    run(db, "PRAGMA schema_version", detail::phase::statement, "pinging ");
+    probe_locked(db);
+  }
+
+  /// `ping()` bounded by `deadline` (the `database_with_bounded_ping` capability; the health
+  /// check uses it): a lock wait still going at the deadline gives up and the call throws
+  /// errc::timeout; the connection stays usable. Throws errc::timeout as well when another call
+  /// keeps the connection busy until the deadline. Always returns true (SQLite never needs a
+  /// reconnect first). Only file I/O that the operating system itself does not bound (a hung
+  /// network file system) can hold it longer.
+  ///
+  ///     db.try_ping_until(std::chrono::steady_clock::now() + 100ms);
+  bool try_ping_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_, std::defer_lock);
+    if (!lock.try_lock_until(deadline)) {
+      throw deadline_error("the connection stayed busy with another call until the deadline");
+    }
+    sqlite3* db = require_open();
+    if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
+    execution_scope scope(*this);
+    call_deadline_ = deadline;
+    struct end_of_call {
+      std::chrono::steady_clock::time_point& deadline;
+      ~end_of_call() { deadline = std::chrono::steady_clock::time_point::max(); }
+    } reset{call_deadline_};
+    try {
+      probe_locked(db);
+    } catch (const database_error& e) {
+      if (e.condition() == errc::busy && std::chrono::steady_clock::now() >= deadline) {
+        throw deadline_error("no answer by the deadline (another connection held a lock)");
+      }
+      throw;
+    }
+    return true;
   }
 
   /// Interrupts the statement (or lock wait) running in `execute`, `ping` or `transaction` on
@@ -244,6 +278,7 @@ class connection {
       db = std::exchange(db_, nullptr);
       open_.store(false, std::memory_order_release);
     }
+    sqlite3_finalize(std::exchange(probe_, nullptr));  // a no-op for null
     if (db != nullptr) sqlite3_close_v2(db);
   }
 
@@ -387,6 +422,23 @@ class connection {
     throw detail::make_error(code, message, where, context);
   }
 
+  // The probe statement, prepared on first use and reused (SQLite prepares it again by itself
+  // after a schema change); callers hold mutex_ inside an execution_scope.
+  void probe_locked(sqlite3* db) {
+    if (cancel_pending_.load(std::memory_order_relaxed)) fail(db, SQLITE_INTERRUPT, detail::phase::statement, "pinging ");
+    if (probe_ == nullptr) {
+      int rc = sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &probe_, nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(probe_);
+        probe_ = nullptr;
+        fail(db, rc, detail::phase::statement, "pinging ");
+      }
+    }
+    const int rc = sqlite3_step(probe_);
+    sqlite3_reset(probe_);  // ends the read; the handle keeps step's error for fail()
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(db, rc, detail::phase::statement, "pinging ");
+  }
+
   // Runs every statement of `sql`; callers hold mutex_.
   rows run(sqlite3* db, std::string_view sql, detail::phase where, std::string_view action) {
     rows result;
@@ -464,6 +516,11 @@ class connection {
     }
   }
 
+  database_error deadline_error(const char* what) const {
+    return database_error(errc::timeout, std::string("sqlite: ") + what + " (" + description_ + ")",
+                          std::string(backend_name));
+  }
+
   // Called by SQLite on the thread running the statement. Returns non-zero to interrupt.
   static int progress_callback(void* self) noexcept {
     return static_cast<connection*>(self)->cancel_pending_.load(std::memory_order_relaxed) ? 1 : 0;
@@ -478,7 +535,8 @@ class connection {
       static constexpr int steps_ms[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
       const auto now = std::chrono::steady_clock::now();
       if (count == 0) c->busy_started_ = now;
-      const auto deadline = c->busy_started_ + c->busy_limit_;
+      const auto deadline =
+          std::min(infra::detail::saturating_add(c->busy_started_, c->busy_limit_), c->call_deadline_);
       if (now >= deadline) return 0;
       const int index = std::min(count, static_cast<int>(std::size(steps_ms)) - 1);
       const auto step = std::min<std::chrono::steady_clock::duration>(
@@ -500,11 +558,14 @@ class connection {
   bool create_ = true;
   std::string description_;
 
-  mutable std::recursive_mutex mutex_;  // serialises all statements; held across transaction()
+  mutable std::recursive_timed_mutex mutex_;  // serialises all statements; held across transaction()
   sqlite3* db_ = nullptr;               // written under mutex_ AND handle_mutex_
   bool in_transaction_ = false;         // under mutex_
   std::chrono::milliseconds busy_limit_{0};                 // under mutex_
   std::chrono::steady_clock::time_point busy_started_{};    // under mutex_
+  // The deadline of the bounded call in progress (try_ping_until), else max(); under mutex_.
+  std::chrono::steady_clock::time_point call_deadline_ = std::chrono::steady_clock::time_point::max();
+  sqlite3_stmt* probe_ = nullptr;  // the ping's prepared statement; under mutex_
 
   std::mutex handle_mutex_;  // guards db_ for cancel()/close(), executing_, cancel_cv_
   std::condition_variable cancel_cv_;
@@ -518,6 +579,7 @@ static_assert(database_with_ping<connection>);
 static_assert(database_with_cancel<connection>);
 static_assert(database_with_server_version<connection>);
 static_assert(database_with_transaction<connection>);
+static_assert(database_with_bounded_ping<connection>);
 
 }  // namespace kysera::infra::sqlite
 

@@ -3,27 +3,31 @@
 /// Health checks: `health_status`, the result types, `perform_health_check` and
 /// `check_database_health`.
 ///
-/// How the timeout works: the probe (`infra::ping(db)`, plus `server_version()` when verbose)
-/// runs on a worker thread taken from a small process-wide cache of probe threads, and the
-/// caller waits for it until the deadline. Threads are reused from check to check (a new thread
-/// is started only when every cached one is busy), so a check costs two thread hand-offs rather
-/// than a thread start; both sides spin briefly before sleeping, so back-to-back checks of a fast
-/// database rarely pay for a wake-up. When the deadline passes the caller asks the database to cancel
-/// (`infra::try_cancel`, which never blocks), reports "Health check timed out after N ms" and
-/// returns; the probe finishes in the background and the worker then goes back to the cache.
-/// The probe cannot run on the calling thread: a paused server (SIGSTOP) ignores cancel requests
-/// until it resumes, so only a probe on another thread lets the caller return on time.
-/// At most one abandoned probe per database object exists: a check that finds the previous
-/// probe of the same object still stuck waits for it (within its own deadline) instead of
-/// piling another blocked thread onto the same connection.
+/// How the timeout works, two ways:
+///  - Databases that can bound a ping themselves (`database_with_bounded_ping`: our three
+///    adapters and `with_debug` over them) are probed on the calling thread: the adapter arms a
+///    process-wide watchdog that, at the deadline, shuts the session's socket down (PostgreSQL,
+///    MySQL; the next call reconnects) or interrupts the statement (SQLite). No thread hand-off,
+///    so a check costs what the ping costs. Used by direct calls that are not verbose.
+///  - Everything else (user types, pools, verbose checks, the monitor's own checks, and an
+///    adapter whose session must be reopened first) runs the probe on a worker thread taken from
+///    a small process-wide cache, and the caller waits for it until the deadline. Threads are
+///    reused from check to check; both sides spin briefly before sleeping. When the deadline
+///    passes the caller asks the database to cancel (`infra::try_cancel`, which never blocks),
+///    reports "Health check timed out after N ms" and returns; the probe finishes in the
+///    background and the worker then goes back to the cache. The probe cannot simply run on the
+///    calling thread: a paused server (SIGSTOP) ignores cancel requests until it resumes.
+///    At most one abandoned probe per database object exists: a check that finds the previous
+///    probe of the same object still stuck waits for it (within its own deadline) instead of
+///    piling another blocked thread onto the same connection.
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
-#include <cstdio>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -110,8 +114,9 @@ inline double round2(double value) noexcept { return std::round(value * 100.0) /
 /// "12.34" for 12.34.
 inline std::string format_fixed2(double value) {
   char buffer[64];
-  int n = std::snprintf(buffer, sizeof buffer, "%.2f", value);
-  return std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, 2);
+  if (ec != std::errc()) return "?";
+  return std::string(buffer, end);
 }
 
 inline void validate(const health_check_options& o) {
@@ -422,6 +427,48 @@ inline std::string timeout_message(std::chrono::milliseconds timeout) {
   return "Health check timed out after " + std::to_string(timeout.count()) + " ms";
 }
 
+/// The result of a probe that answered in `latency_ms`.
+inline health_check_result answered_result(double latency_ms, const health_check_options& o) {
+  const double latency = round2(latency_ms);
+  const health_status status = classify_latency(latency, o.degraded_threshold, o.unhealthy_threshold);
+  health_check_result r;
+  r.status = status;
+  r.checks.push_back(health_check{std::string(check_name), status,
+                                  "Connected successfully (" + format_fixed2(latency) + " ms)"});
+  r.metrics.check_latency = latency;
+  return r;
+}
+
+/// The probe on the calling thread, for databases that can bound a ping themselves
+/// (`database_with_bounded_ping`): no thread hand-off, so the check costs what the ping costs.
+/// Empty when the database could not bound this ping; the caller then uses a probe thread.
+template <class Clock, class DB>
+std::optional<health_check_result> probe_on_caller(DB& db, const health_check_options& o, logger& log,
+                                                   std::chrono::steady_clock::time_point deadline) {
+  const auto start = Clock::now();
+  std::string error;
+  try {
+    if (!db.try_ping_until(deadline)) return std::nullopt;
+  } catch (const std::exception& e) {
+    store_message(error, e.what());
+  } catch (...) {
+    store_message(error, "unknown error (a non-standard exception was thrown)");
+  }
+  const auto end = Clock::now();
+  health_check_result r;
+  if (error.empty()) {
+    r = answered_result(std::chrono::duration<double, std::milli>(end - start).count(), o);
+  } else if (std::chrono::steady_clock::now() >= deadline) {
+    r = failure_result(timeout_message(o.timeout));
+    log.warn(timeout_message(o.timeout) + ": " + error);
+  } else {
+    r = failure_result(std::move(error));
+  }
+  add_pool_metrics(r, o, log);
+  r.timestamp = std::chrono::system_clock::now();
+  return r;
+}
+
 /// The whole check; `abort` (may be null) lets the monitor stop waiting. Throws only for
 /// invalid options.
 template <class Clock, class DB>
@@ -430,6 +477,17 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
   try {
     // Saturating: a timeout too large for the clock means "no deadline", not one in the past.
     const auto deadline = infra::detail::saturating_deadline<std::chrono::steady_clock>(o.timeout);
+
+    // The monitor's own checks keep the probe thread, so that stop() never waits for a probe
+    // in flight; verbose checks too, as the version query has no bounded form. (A probe thread
+    // still stuck from an earlier check holds the connection, so the bounded ping times out on
+    // its lock: the same answer the stuck-probe wait below gives.)
+    if constexpr (database_with_bounded_ping<DB>) {
+      if (abort == nullptr && !o.verbose) {
+        if (auto r = probe_on_caller<Clock>(db, o, log, deadline)) return std::move(*r);
+      }
+    }
+
     auto& executor = probe_executor::instance();
     const void* key = static_cast<const void*>(std::addressof(db));
 
@@ -476,12 +534,7 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
                             : "; the database cannot cancel, so the probe finishes in the background"));
       }
     } else if (job->ok) {
-      const double latency = round2(job->latency_ms);
-      const health_status status = classify_latency(latency, o.degraded_threshold, o.unhealthy_threshold);
-      r.status = status;
-      r.checks.push_back(health_check{std::string(check_name), status,
-                                      "Connected successfully (" + format_fixed2(latency) + " ms)"});
-      r.metrics.check_latency = latency;
+      r = answered_result(job->latency_ms, o);
       if (o.verbose) {
         r.metrics.database_version = std::move(job->version);
         if (!job->version_error.empty()) {

@@ -214,9 +214,10 @@ class query_timer {
 ///
 /// Models `database` and every optional capability `Db` has: `execute` returns what
 /// `Db::execute` returns and is recorded (duration, failure, SQL text within the options'
-/// bounds); `close`, `ping`, `cancel`, `server_version`, `transaction` and `close_for` are
-/// forwarded unrecorded (statements inside `transaction(fn)` run on `Db`'s own session, which
-/// `fn` receives, and are not recorded). When `Db` is a pool with metrics, so is the wrapper.
+/// bounds); `close`, `ping`, `try_ping_until`, `cancel`, `server_version`, `transaction` and
+/// `close_for` are forwarded unrecorded (statements inside `transaction(fn)` run on `Db`'s own
+/// session, which `fn` receives, and are not recorded). When `Db` is a pool with metrics, so is
+/// the wrapper.
 ///
 ///     auto dbg = kysera::infra::health::with_debug(db, {.max_metrics = 5000});
 ///     dbg.execute("select 1");
@@ -243,6 +244,12 @@ class debug_database {
     requires database_with_ping<Db>
   {
     return db_->ping();
+  }
+
+  bool try_ping_until(std::chrono::steady_clock::time_point deadline)
+    requires database_with_bounded_ping<Db>
+  {
+    return db_->try_ping_until(deadline);
   }
 
   decltype(auto) cancel() noexcept(noexcept(std::declval<Db&>().cancel()))

@@ -1,0 +1,115 @@
+#pragma once
+/// \file
+/// Socket helpers for bounding a driver call on the calling thread: the watchdog action that
+/// shuts a session's socket down (the blocked read returns at once, the driver reports a lost
+/// connection), and, for drivers that do not tell their socket, finding it by its TCP ports.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/socket.h>
+#define KYSERA_INFRA_HAS_SOCKET_SHUTDOWN 1
+#endif
+#if defined(__linux__)
+#include <dirent.h>
+#include <netinet/in.h>
+#include <cstdlib>
+#endif
+
+namespace kysera::infra::detail {
+
+/// Whether this platform can cut a blocked socket call short from another thread.
+inline constexpr bool can_shut_sockets_down =
+#if defined(KYSERA_INFRA_HAS_SOCKET_SHUTDOWN)
+    true;
+#else
+    false;
+#endif
+
+/// Whether `find_tcp_socket` can find anything here (Linux only).
+inline constexpr bool can_find_tcp_sockets =
+#if defined(__linux__)
+    true;
+#else
+    false;
+#endif
+
+/// A watchdog action: `shutdown(fd, SHUT_RDWR)` on the `int` that `context` points to. The
+/// descriptor stays open (its owner closes it); only the connection on it ends.
+inline void shut_socket_down(void* context) noexcept {
+#if defined(KYSERA_INFRA_HAS_SOCKET_SHUTDOWN)
+  const int fd = *static_cast<const int*>(context);
+  if (fd >= 0) (void)::shutdown(fd, SHUT_RDWR);
+#else
+  (void)context;
+#endif
+}
+
+#if defined(__linux__)
+/// The port of a socket address, or nullopt for a non-IP one.
+inline std::optional<std::uint16_t> ip_port(const sockaddr_storage& a) noexcept {
+  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+  return std::nullopt;
+}
+#endif
+
+/// The descriptor of this process's one TCP socket whose local port is `local_port` and whose
+/// peer's port is `peer_port`; -1 when there is none, more than one, or the platform cannot
+/// tell (only Linux can: it lists /proc/self/fd). The server reports the client's port of a
+/// session, so this finds the socket of a driver that does not expose it. Costs two system calls
+/// per open descriptor of the process.
+inline int find_tcp_socket(std::uint16_t local_port, std::uint16_t peer_port) noexcept {
+#if defined(__linux__)
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  const int own = ::dirfd(dir);
+  int found = -1;
+  int matches = 0;
+  while (const dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    const long n = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || n < 0 || n == own) continue;
+    const int fd = static_cast<int>(n);
+    sockaddr_storage local{};
+    socklen_t size = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) != 0) continue;
+    if (ip_port(local) != local_port) continue;
+    sockaddr_storage peer{};
+    size = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &size) != 0) continue;
+    if (ip_port(peer) != peer_port) continue;
+    int type = 0;
+    size = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) != 0 || type != SOCK_STREAM) continue;
+    found = fd;
+    ++matches;
+  }
+  ::closedir(dir);
+  return matches == 1 ? found : -1;
+#else
+  (void)local_port;
+  (void)peer_port;
+  return -1;
+#endif
+}
+
+/// The port at the end of a "host:port" text as servers report a client ("127.0.0.1:53012",
+/// "localhost:53012"); nullopt when there is none (a Unix socket client is reported as "localhost").
+inline std::optional<std::uint16_t> trailing_port(std::string_view host_and_port) noexcept {
+  const auto colon = host_and_port.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == host_and_port.size()) return std::nullopt;
+  std::uint32_t port = 0;
+  for (char c : host_and_port.substr(colon + 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<std::uint32_t>(c - '0');
+    if (port > 65535) return std::nullopt;
+  }
+  if (port == 0) return std::nullopt;
+  return static_cast<std::uint16_t>(port);
+}
+
+}  // namespace kysera::infra::detail
