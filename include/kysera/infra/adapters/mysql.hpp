@@ -94,7 +94,7 @@ class connection {
   ///     db.ping();
   void ping() {
     std::lock_guard lock(mutex_);
-    run_locked("SELECT 1", detail::mysql_phase::statement);
+    probe_locked();
   }
 
   /// `ping()` on the calling thread, bounded by `deadline` (the `database_with_bounded_ping`
@@ -122,7 +122,7 @@ class connection {
     infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &fd);
     if (!guard.bounded()) return false;  // no timer thread could be started
     try {
-      run_locked("SELECT 1", detail::mysql_phase::statement);
+      probe_locked();
     } catch (const database_error&) {
       if (guard.disarm()) {
         mark_broken_locked();
@@ -389,13 +389,30 @@ class connection {
   };
 
   rows run_locked(std::string_view sql, detail::mysql_phase phase) {
+    return guarded_locked(phase, [sql](::sql::Connection& c) { return detail::mysql_run(c, sql); });
+  }
+
+  /// `SELECT 1` without copying a result out: the ping's round trip and little else.
+  void probe_locked() {
+    guarded_locked(detail::mysql_phase::statement, [](::sql::Connection& c) {
+      std::unique_ptr<::sql::Statement> st(c.createStatement());
+      std::unique_ptr<::sql::ResultSet> rs(st->executeQuery(::sql::SQLString("SELECT 1")));
+      while (rs->next()) {
+      }
+    });
+  }
+
+  /// Runs `fn(session)` as one cancellable statement (reconnecting first when the session
+  /// broke); translates what it throws into `database_error` and marks a lost session.
+  template <class F>
+  auto guarded_locked(detail::mysql_phase phase, F&& fn) -> decltype(fn(std::declval<::sql::Connection&>())) {
     using clock = std::chrono::steady_clock;
     ::sql::Connection& c = session_locked();
     detail::mysql_driver();
     statement_scope scope(*this);
     auto start = clock::now();
     try {
-      return detail::mysql_run(c, sql);
+      return fn(c);
     } catch (const ::sql::SQLException& e) {
       throw statement_error(e.getErrorCode(), e.getSQLStateCStr(), e.what(), phase, clock::now() - start);
     } catch (const std::bad_alloc&) {
