@@ -232,13 +232,44 @@ TEST_CASE("a watchdog that shuts a socket down ends a recv blocked on it", "[cor
     return;
   }
   tcp_pair pair;  // the server end never sends: recv on the client blocks until the shutdown
-  int fd = pair.client;
+  auto target = detail::socket_target::of(pair.client);
+  REQUIRE(target.valid());
+  REQUIRE(target.current());
   const auto deadline = clock_type::now() + 50ms;
-  detail::watchdog_scope guard(deadline, &detail::shut_socket_down, &fd);
+  detail::watchdog_scope guard(deadline, &detail::shut_socket_down, &target);
   char byte = 0;
   const auto n = ::recv(pair.client, &byte, 1, 0);
   const auto returned = clock_type::now();
   CHECK(n == 0);  // end of stream: the connection is over
   CHECK(returned >= deadline);
   CHECK(guard.disarm());
+}
+
+TEST_CASE("a socket shutdown leaves alone a descriptor number that now refers to another socket",
+          "[core][watchdog]") {
+  if constexpr (!detail::can_shut_sockets_down) {
+    WARN("no socket shutdown on this platform");
+    return;
+  }
+  tcp_pair first;
+  auto target = detail::socket_target::of(first.client);
+  REQUIRE(target.current());
+  // A failed session's driver closed its socket and the number went to another connection.
+  tcp_pair second;
+  REQUIRE(::dup2(second.client, first.client) == first.client);
+  CHECK_FALSE(target.current());
+  detail::shut_socket_down(&target);
+  // The other connection still works through that number.
+  const char out = 'x';
+  REQUIRE(::send(first.client, &out, 1, 0) == 1);
+  char in = 0;
+  REQUIRE(::recv(second.server, &in, 1, 0) == 1);
+  CHECK(in == 'x');
+  // Not a socket at all: no target.
+  CHECK_FALSE(detail::socket_target::of(-1).valid());
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  CHECK_FALSE(detail::socket_target::of(pipe_fds[0]).valid());
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
 }

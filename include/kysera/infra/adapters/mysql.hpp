@@ -116,10 +116,9 @@ class connection {
       throw database_error(errc::closed, "mysql: connection is closed (" + description_ + ")",
                            std::string(backend_name));
     }
-    if (socket_fd_ < 0 || (!in_transaction_ && (!conn_ || broken_))) return false;
+    if (!socket_.valid() || (!in_transaction_ && (!conn_ || broken_))) return false;
     if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
-    int fd = socket_fd_;
-    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &fd);
+    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &socket_);
     if (!guard.bounded()) return false;  // no timer thread could be started
     try {
       probe_locked();
@@ -304,21 +303,23 @@ class connection {
     conn_ = std::move(c);
     broken_ = false;
     connection_id_.store(id);
-    socket_fd_ = find_socket_locked();
+    socket_ = find_socket_locked();
   }
 
-  /// The session's socket, found by the client port the server reports for it; -1 when unknown.
-  int find_socket_locked() noexcept {
+  /// The session's socket, found by the client port the server reports for it; invalid when
+  /// unknown.
+  infra::detail::socket_target find_socket_locked() noexcept {
     if constexpr (!infra::detail::can_find_tcp_sockets) {
-      return -1;
+      return {};
     } else {
       try {
         rows r = detail::mysql_run(*conn_, "SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()");
-        if (r.empty() || !r.at(0, 0)) return -1;
+        if (r.empty() || !r.at(0, 0)) return {};
         auto port = infra::detail::trailing_port(*r.at(0, 0));
-        return port ? infra::detail::find_tcp_socket(*port, target_.port) : -1;
+        if (!port) return {};
+        return infra::detail::socket_target::of(infra::detail::find_tcp_socket(*port, target_.port));
       } catch (...) {
-        return -1;  // no bounded ping on this session; everything else works as before
+        return {};  // no bounded ping on this session; everything else works as before
       }
     }
   }
@@ -335,7 +336,7 @@ class connection {
 
   void drop_locked() noexcept {
     connection_id_.store(0);
-    socket_fd_ = -1;
+    socket_ = {};
     if (!conn_) return;
     try {
       detail::mysql_driver();  // this thread may never have used the driver
@@ -460,7 +461,7 @@ class connection {
 
   mutable std::recursive_timed_mutex mutex_;
   std::unique_ptr<::sql::Connection> conn_;  // guarded by mutex_
-  int socket_fd_ = -1;                       // guarded by mutex_: conn_'s socket, -1 when unknown
+  infra::detail::socket_target socket_;      // guarded by mutex_: conn_'s socket, if known
   bool broken_ = false;                      // guarded by mutex_: reconnect before the next statement
   bool in_transaction_ = false;              // guarded by mutex_
   std::atomic<bool> closed_{false};

@@ -148,11 +148,9 @@ class connection {
     }
     check_open_locked();
     if (!tx_ && !session_usable_locked()) return false;
-    if constexpr (!infra::detail::can_shut_sockets_down) return false;
-    int fd = session_ ? session_->sock() : -1;
-    if (fd < 0) return false;
+    if (!socket_.valid()) return false;
     if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
-    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &fd);
+    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &socket_);
     if (!guard.bounded()) return false;  // no timer thread could be started
     try {
       (void)execute("SELECT 1");
@@ -395,6 +393,7 @@ class connection {
       old.swap(session_);
     }
     backend_pid_.store(0);
+    socket_ = {};
     // Destroyed here, or on a cancel helper thread that still holds it.
     old.reset();
   }
@@ -418,6 +417,7 @@ class connection {
                               secrets_);
     }
     backend_pid_.store(fresh->backendpid());
+    socket_ = infra::detail::socket_target::of(fresh->sock());  // libpq keeps it for the session
     std::lock_guard guard(session_mutex_);
     session_ = std::move(fresh);
   }
@@ -492,6 +492,7 @@ class connection {
   std::unique_ptr<pqxx::work> tx_;            // the open transaction, if any (guarded by mutex_)
   std::optional<database_error> tx_failure_;  // the last statement in tx_ failed with this
   bool broken_ = false;  // the session failed in a way libpq may not report yet
+  infra::detail::socket_target socket_;  // the session's socket, for try_ping_until (under mutex_)
   std::atomic<bool> closed_{false};
   std::atomic<bool> busy_{false};  // a statement is running (cancel() has something to do)
   std::atomic<int> backend_pid_{0};

@@ -6,11 +6,11 @@
 
 #include <cstdint>
 #include <optional>
-#include <string>
 #include <string_view>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/socket.h>
+#include <sys/stat.h>
 #define KYSERA_INFRA_HAS_SOCKET_SHUTDOWN 1
 #endif
 #if defined(__linux__)
@@ -37,12 +37,39 @@ inline constexpr bool can_find_tcp_sockets =
     false;
 #endif
 
-/// A watchdog action: `shutdown(fd, SHUT_RDWR)` on the `int` that `context` points to. The
-/// descriptor stays open (its owner closes it); only the connection on it ends.
+/// A session's socket as a watchdog should find it: the descriptor, and the identity (inode) of
+/// the socket it referred to when the session opened. A driver closes its socket when the session
+/// fails, and the number may then be reused for something else; the identity tells them apart.
+struct socket_target {
+  int fd = -1;
+  std::uint64_t inode = 0;
+
+  /// The socket `fd` refers to now; an invalid target when `fd` is not a socket.
+  static socket_target of(int fd) noexcept {
+#if defined(KYSERA_INFRA_HAS_SOCKET_SHUTDOWN)
+    struct stat st {};
+    if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+      return socket_target{fd, static_cast<std::uint64_t>(st.st_ino)};
+    }
+#else
+    (void)fd;
+#endif
+    return {};
+  }
+
+  bool valid() const noexcept { return fd >= 0; }
+
+  /// Whether `fd` still refers to the same socket.
+  bool current() const noexcept { return valid() && of(fd).inode == inode; }
+};
+
+/// A watchdog action: `shutdown(fd, SHUT_RDWR)` on the `socket_target` that `context` points
+/// to, if its descriptor still refers to that socket. The descriptor stays open (its owner
+/// closes it); only the connection on it ends, and a blocked read on it returns at once.
 inline void shut_socket_down(void* context) noexcept {
 #if defined(KYSERA_INFRA_HAS_SOCKET_SHUTDOWN)
-  const int fd = *static_cast<const int*>(context);
-  if (fd >= 0) (void)::shutdown(fd, SHUT_RDWR);
+  const auto& target = *static_cast<const socket_target*>(context);
+  if (target.current()) (void)::shutdown(target.fd, SHUT_RDWR);
 #else
   (void)context;
 #endif

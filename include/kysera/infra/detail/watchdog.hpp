@@ -3,7 +3,7 @@
 /// `detail::watchdog`: one process-wide timer thread that runs an action when a deadline passes,
 /// unless the deadline was disarmed first. Adapters use it to bound a call on the calling thread
 /// (`try_ping_until`): they arm it with an action that gets the blocked call out (shut the
-/// socket down, interrupt SQLite) and disarm it when the call returns.
+/// session's socket down) and disarm it when the call returns.
 ///
 /// Cheap when nothing fires: arming and disarming take one short mutex section each; the timer
 /// thread is woken only when a new deadline is earlier than the one it sleeps until, so a stream

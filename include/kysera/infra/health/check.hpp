@@ -7,7 +7,7 @@
 ///  - Databases that can bound a ping themselves (`database_with_bounded_ping`: our three
 ///    adapters and `with_debug` over them) are probed on the calling thread: the adapter arms a
 ///    process-wide watchdog that, at the deadline, shuts the session's socket down (PostgreSQL,
-///    MySQL; the next call reconnects) or interrupts the statement (SQLite). No thread hand-off,
+///    MySQL; the next call reconnects); SQLite stops waiting for a lock. No thread hand-off,
 ///    so a check costs what the ping costs. Used by direct calls that are not verbose.
 ///  - Everything else (user types, pools, verbose checks, the monitor's own checks, and an
 ///    adapter whose session must be reopened first) runs the probe on a worker thread taken from
@@ -562,9 +562,12 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
 /// timeouts and exceptions become an unhealthy result whose message is the error's text
 /// (adapters keep passwords out of it). Only invalid options throw `std::invalid_argument`.
 /// The latency is measured with `Clock` around the probe alone and rounded to 2 decimals; the
-/// check's status is its latency class, and so is the result's. A probe still running at the
-/// deadline is cancelled where `db` has `cancel()` and otherwise finishes in the background:
-/// `db` must outlive it (our adapters' and pools' `close()` waits for it).
+/// check's status is its latency class, and so is the result's. Where `db` can bound a ping
+/// (`try_ping_until`) and the check is not verbose, the probe runs on the calling thread and `db`
+/// cuts it at the deadline (our PostgreSQL and MySQL adapters by ending the session). Otherwise
+/// the probe runs on a probe thread; one still running at the deadline is cancelled where `db`
+/// has `cancel()` and otherwise finishes in the background: `db` must outlive it (our adapters'
+/// and pools' `close()` waits for it).
 ///
 ///     health_check_options o;
 ///     o.timeout = 2s;
