@@ -8,6 +8,7 @@
 #include <kysera/infra/detail/watchdog.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <latch>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace detail = kysera::infra::detail;
@@ -232,11 +234,11 @@ TEST_CASE("a watchdog that shuts a socket down ends a recv blocked on it", "[cor
     return;
   }
   tcp_pair pair;  // the server end never sends: recv on the client blocks until the shutdown
-  auto target = detail::socket_target::of(pair.client);
-  REQUIRE(target.valid());
-  REQUIRE(target.current());
+  auto socket = detail::socket_handle::duplicate(pair.client);
+  REQUIRE(socket.valid());
+  CHECK(socket.get() != pair.client);  // a descriptor of its own
   const auto deadline = clock_type::now() + 50ms;
-  detail::watchdog_scope guard(deadline, &detail::shut_socket_down, &target);
+  detail::watchdog_scope guard(deadline, &detail::shut_socket_down, &socket);
   char byte = 0;
   const auto n = ::recv(pair.client, &byte, 1, 0);
   const auto returned = clock_type::now();
@@ -245,31 +247,48 @@ TEST_CASE("a watchdog that shuts a socket down ends a recv blocked on it", "[cor
   CHECK(guard.disarm());
 }
 
-TEST_CASE("a socket shutdown leaves alone a descriptor number that now refers to another socket",
+TEST_CASE("a socket handle keeps its socket when the driver closes its descriptor and the number is reused",
           "[core][watchdog]") {
   if constexpr (!detail::can_shut_sockets_down) {
     WARN("no socket shutdown on this platform");
     return;
   }
   tcp_pair first;
-  auto target = detail::socket_target::of(first.client);
-  REQUIRE(target.current());
-  // A failed session's driver closed its socket and the number went to another connection.
+  auto socket = detail::socket_handle::duplicate(first.client);
+  REQUIRE(socket.valid());
+  // The driver closes its descriptor (a failed session) and the number goes to another connection.
+  const int number = first.client;
+  ::close(first.client);
+  first.client = -1;
   tcp_pair second;
-  REQUIRE(::dup2(second.client, first.client) == first.client);
-  CHECK_FALSE(target.current());
-  detail::shut_socket_down(&target);
-  // The other connection still works through that number.
-  const char out = 'x';
-  REQUIRE(::send(first.client, &out, 1, 0) == 1);
+  REQUIRE(::dup2(second.client, number) == number);
+  first.client = number;  // closed with `first`
+  detail::shut_socket_down(&socket);
+  // The session's socket ended: its peer reads end of stream...
   char in = 0;
+  CHECK(::recv(first.server, &in, 1, 0) == 0);
+  // ...and the connection that took the number still works through it.
+  const char out = 'x';
+  REQUIRE(::send(number, &out, 1, 0) == 1);
   REQUIRE(::recv(second.server, &in, 1, 0) == 1);
   CHECK(in == 'x');
-  // Not a socket at all: no target.
-  CHECK_FALSE(detail::socket_target::of(-1).valid());
+}
+
+TEST_CASE("a socket handle is empty for what is not a socket, and moves", "[core][watchdog]") {
+  CHECK_FALSE(detail::socket_handle::duplicate(-1).valid());
   int pipe_fds[2];
   REQUIRE(::pipe(pipe_fds) == 0);
-  CHECK_FALSE(detail::socket_target::of(pipe_fds[0]).valid());
+  CHECK_FALSE(detail::socket_handle::duplicate(pipe_fds[0]).valid());
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
+  tcp_pair pair;
+  auto a = detail::socket_handle::duplicate(pair.client);
+  REQUIRE(a.valid());
+  const int fd = a.get();
+  detail::socket_handle b = std::move(a);
+  CHECK_FALSE(a.valid());
+  CHECK(b.get() == fd);
+  b.reset();
+  CHECK_FALSE(b.valid());
+  CHECK(::fcntl(fd, F_GETFD) == -1);  // closed
 }

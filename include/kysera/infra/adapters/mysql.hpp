@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "../detail/secrets.hpp"
+#include "../detail/call_mutex.hpp"
 #include "../detail/socket.hpp"
 #include "../detail/watchdog.hpp"
 #include "../error.hpp"
@@ -116,7 +117,8 @@ class connection {
       throw database_error(errc::closed, "mysql: connection is closed (" + description_ + ")",
                            std::string(backend_name));
     }
-    if (!socket_.valid() || (!in_transaction_ && (!conn_ || broken_))) return false;
+    // Not armed across a reconnect: session_locked() will not reopen what is alive now.
+    if (!socket_.valid() || (!in_transaction_ && !session_alive_locked())) return false;
     if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
     infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &socket_);
     if (!guard.bounded()) return false;  // no timer thread could be started
@@ -308,7 +310,7 @@ class connection {
 
   /// The session's socket, found by the client port the server reports for it; invalid when
   /// unknown.
-  infra::detail::socket_target find_socket_locked() noexcept {
+  infra::detail::socket_handle find_socket_locked() noexcept {
     if constexpr (!infra::detail::can_find_tcp_sockets) {
       return {};
     } else {
@@ -317,7 +319,7 @@ class connection {
         if (r.empty() || !r.at(0, 0)) return {};
         auto port = infra::detail::trailing_port(*r.at(0, 0));
         if (!port) return {};
-        return infra::detail::socket_target::of(infra::detail::find_tcp_socket(*port, target_.port));
+        return infra::detail::socket_handle::duplicate(infra::detail::find_tcp_socket(*port, target_.port));
       } catch (...) {
         return {};  // no bounded ping on this session; everything else works as before
       }
@@ -336,7 +338,7 @@ class connection {
 
   void drop_locked() noexcept {
     connection_id_.store(0);
-    socket_ = {};
+    socket_.reset();
     if (!conn_) return;
     try {
       detail::mysql_driver();  // this thread may never have used the driver
@@ -356,15 +358,7 @@ class connection {
       throw database_error(errc::closed, "mysql: connection is closed (" + description_ + ")",
                            std::string(backend_name));
     }
-    if (conn_ && !broken_) {
-      try {
-        detail::mysql_driver();
-        if (conn_->isClosed()) broken_ = true;
-      } catch (...) {
-        broken_ = true;
-      }
-    }
-    if (!conn_ || broken_) {
+    if (!session_alive_locked()) {
       if (in_transaction_) {
         throw database_error(errc::connection_lost,
                              "mysql: the connection was lost inside a transaction; it reconnects after "
@@ -375,6 +369,19 @@ class connection {
       connect_locked();
     }
     return *conn_;
+  }
+
+  /// Whether the session can take a statement now without a reconnect (marks it broken when the
+  /// driver has closed it).
+  bool session_alive_locked() noexcept {
+    if (!conn_ || broken_) return false;
+    try {
+      detail::mysql_driver();
+      if (conn_->isClosed()) broken_ = true;
+    } catch (...) {
+      broken_ = true;
+    }
+    return !broken_;
   }
 
   /// Sets the in-flight flags `cancel()` reads for the duration of one statement.
@@ -459,9 +466,9 @@ class connection {
   std::string description_;
   std::shared_ptr<detail::mysql_cancel_target> cancel_;
 
-  mutable std::recursive_timed_mutex mutex_;
+  mutable infra::detail::call_mutex mutex_;
   std::unique_ptr<::sql::Connection> conn_;  // guarded by mutex_
-  infra::detail::socket_target socket_;      // guarded by mutex_: conn_'s socket, if known
+  infra::detail::socket_handle socket_;      // guarded by mutex_: conn_'s socket, if known
   bool broken_ = false;                      // guarded by mutex_: reconnect before the next statement
   bool in_transaction_ = false;              // guarded by mutex_
   std::atomic<bool> closed_{false};

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../detail/call_mutex.hpp"
 #include "../detail/socket.hpp"
 #include "../detail/watchdog.hpp"
 #include "../error.hpp"
@@ -393,7 +394,7 @@ class connection {
       old.swap(session_);
     }
     backend_pid_.store(0);
-    socket_ = {};
+    socket_.reset();
     // Destroyed here, or on a cancel helper thread that still holds it.
     old.reset();
   }
@@ -417,7 +418,7 @@ class connection {
                               secrets_);
     }
     backend_pid_.store(fresh->backendpid());
-    socket_ = infra::detail::socket_target::of(fresh->sock());  // libpq keeps it for the session
+    socket_ = infra::detail::socket_handle::duplicate(fresh->sock());  // libpq keeps it for the session
     std::lock_guard guard(session_mutex_);
     session_ = std::move(fresh);
   }
@@ -486,13 +487,13 @@ class connection {
   std::string description_;
   std::vector<std::string> secrets_;
 
-  mutable std::recursive_timed_mutex mutex_;  // serialises every call that talks to the server
+  mutable infra::detail::call_mutex mutex_;  // serialises every call that talks to the server
   std::mutex session_mutex_;            // guards the session_ pointer for cancel()
   std::shared_ptr<pqxx::connection> session_;
   std::unique_ptr<pqxx::work> tx_;            // the open transaction, if any (guarded by mutex_)
   std::optional<database_error> tx_failure_;  // the last statement in tx_ failed with this
   bool broken_ = false;  // the session failed in a way libpq may not report yet
-  infra::detail::socket_target socket_;  // the session's socket, for try_ping_until (under mutex_)
+  infra::detail::socket_handle socket_;  // the session's socket, for try_ping_until (under mutex_)
   std::atomic<bool> closed_{false};
   std::atomic<bool> busy_{false};  // a statement is running (cancel() has something to do)
   std::atomic<int> backend_pid_{0};

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../detail/call_mutex.hpp"
 #include "../detail/time.hpp"
 #include "../error.hpp"
 #include "../pool/metrics.hpp"
@@ -558,7 +559,7 @@ class connection {
   bool create_ = true;
   std::string description_;
 
-  mutable std::recursive_timed_mutex mutex_;  // serialises all statements; held across transaction()
+  mutable infra::detail::call_mutex mutex_;  // serialises all statements; held across transaction()
   sqlite3* db_ = nullptr;               // written under mutex_ AND handle_mutex_
   bool in_transaction_ = false;         // under mutex_
   std::chrono::milliseconds busy_limit_{0};                 // under mutex_

@@ -9,8 +9,10 @@
 #include <string_view>
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #define KYSERA_INFRA_HAS_SOCKET_SHUTDOWN 1
 #endif
 #if defined(__linux__)
@@ -37,39 +39,60 @@ inline constexpr bool can_find_tcp_sockets =
     false;
 #endif
 
-/// A session's socket as a watchdog should find it: the descriptor, and the identity (inode) of
-/// the socket it referred to when the session opened. A driver closes its socket when the session
-/// fails, and the number may then be reused for something else; the identity tells them apart.
-struct socket_target {
-  int fd = -1;
-  std::uint64_t inode = 0;
+/// A descriptor of our own for a session's socket: a close-on-exec duplicate of the driver's.
+/// The watchdog shuts the socket down through it, whatever the driver does with its own
+/// descriptor meanwhile (a driver closes it when a session fails, and the number may then be
+/// reused for something else; the duplicate keeps referring to the session's socket until it is
+/// closed). Costs one descriptor per session. Move-only; closes its descriptor when destroyed.
+class socket_handle {
+ public:
+  socket_handle() = default;
+  ~socket_handle() { reset(); }
+  socket_handle(socket_handle&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  socket_handle& operator=(socket_handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = other.fd_;
+      other.fd_ = -1;
+    }
+    return *this;
+  }
+  socket_handle(const socket_handle&) = delete;
+  socket_handle& operator=(const socket_handle&) = delete;
 
-  /// The socket `fd` refers to now; an invalid target when `fd` is not a socket.
-  static socket_target of(int fd) noexcept {
+  /// A duplicate of `fd` when it is a socket; empty when it is not or duplicating fails.
+  static socket_handle duplicate(int fd) noexcept {
+    socket_handle h;
 #if defined(KYSERA_INFRA_HAS_SOCKET_SHUTDOWN)
     struct stat st {};
-    if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
-      return socket_target{fd, static_cast<std::uint64_t>(st.st_ino)};
-    }
+    if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) h.fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
 #else
     (void)fd;
 #endif
-    return {};
+    return h;
   }
 
-  bool valid() const noexcept { return fd >= 0; }
+  bool valid() const noexcept { return fd_ >= 0; }
+  int get() const noexcept { return fd_; }
 
-  /// Whether `fd` still refers to the same socket.
-  bool current() const noexcept { return valid() && of(fd).inode == inode; }
+  void reset() noexcept {
+#if defined(KYSERA_INFRA_HAS_SOCKET_SHUTDOWN)
+    if (fd_ >= 0) (void)::close(fd_);
+#endif
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
 };
 
-/// A watchdog action: `shutdown(fd, SHUT_RDWR)` on the `socket_target` that `context` points
-/// to, if its descriptor still refers to that socket. The descriptor stays open (its owner
-/// closes it); only the connection on it ends, and a blocked read on it returns at once.
+/// A watchdog action: `shutdown(SHUT_RDWR)` on the `socket_handle` that `context` points to. The
+/// connection on the socket ends and a read blocked on it (through any descriptor) returns at
+/// once; the descriptors stay open until their owners close them.
 inline void shut_socket_down(void* context) noexcept {
 #if defined(KYSERA_INFRA_HAS_SOCKET_SHUTDOWN)
-  const auto& target = *static_cast<const socket_target*>(context);
-  if (target.current()) (void)::shutdown(target.fd, SHUT_RDWR);
+  const auto& socket = *static_cast<const socket_handle*>(context);
+  if (socket.valid()) (void)::shutdown(socket.get(), SHUT_RDWR);
 #else
   (void)context;
 #endif

@@ -36,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -431,10 +432,12 @@ inline std::string timeout_message(std::chrono::milliseconds timeout) {
 inline health_check_result answered_result(double latency_ms, const health_check_options& o) {
   const double latency = round2(latency_ms);
   const health_status status = classify_latency(latency, o.degraded_threshold, o.unhealthy_threshold);
+  std::string message;
+  message.reserve(48);
+  message.append("Connected successfully (").append(format_fixed2(latency)).append(" ms)");
   health_check_result r;
   r.status = status;
-  r.checks.push_back(health_check{std::string(check_name), status,
-                                  "Connected successfully (" + format_fixed2(latency) + " ms)"});
+  r.checks.push_back(health_check{std::string(check_name), status, std::move(message)});
   r.metrics.check_latency = latency;
   return r;
 }
@@ -444,8 +447,15 @@ inline health_check_result answered_result(double latency_ms, const health_check
 /// Empty when the database could not bound this ping; the caller then uses a probe thread.
 template <class Clock, class DB>
 std::optional<health_check_result> probe_on_caller(DB& db, const health_check_options& o, logger& log,
+                                                   std::chrono::steady_clock::time_point now,
                                                    std::chrono::steady_clock::time_point deadline) {
-  const auto start = Clock::now();
+  typename Clock::time_point start;
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+    start = now;  // read a moment ago for the deadline: one clock read less
+  } else {
+    (void)now;
+    start = Clock::now();
+  }
   std::string error;
   try {
     if (!db.try_ping_until(deadline)) return std::nullopt;
@@ -476,7 +486,8 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
   validate(o);
   try {
     // Saturating: a timeout too large for the clock means "no deadline", not one in the past.
-    const auto deadline = infra::detail::saturating_deadline<std::chrono::steady_clock>(o.timeout);
+    const auto now = std::chrono::steady_clock::now();
+    const auto deadline = infra::detail::saturating_add(now, o.timeout);
 
     // The monitor's own checks keep the probe thread, so that stop() never waits for a probe
     // in flight; verbose checks too, as the version query has no bounded form. (A probe thread
@@ -484,7 +495,7 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
     // its lock: the same answer the stuck-probe wait below gives.)
     if constexpr (database_with_bounded_ping<DB>) {
       if (abort == nullptr && !o.verbose) {
-        if (auto r = probe_on_caller<Clock>(db, o, log, deadline)) return std::move(*r);
+        if (auto r = probe_on_caller<Clock>(db, o, log, now, deadline)) return std::move(*r);
       }
     }
 
