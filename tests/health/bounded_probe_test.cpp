@@ -7,8 +7,10 @@
 #include "health/support_health.hpp"
 
 #include <kysera/infra/health.hpp>
+#include <kysera/infra/pool/connection_pool.hpp>
 
 #include <chrono>
+#include <memory>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -192,4 +194,41 @@ TEST_CASE("with_debug forwards try_ping_until without recording it", "[health]")
   CHECK(health::perform_health_check(dbg, quiet()).status == health_status::healthy);
   CHECK(db.bounded_threads().size() == 1);
   CHECK(dbg.recorded_queries() == 0);
+}
+
+TEST_CASE("a pool of such connections pings an idle one on the calling thread, else on a probe thread",
+          "[health]") {
+  bounded_database* made = nullptr;
+  infra::pool::pool_options po;
+  po.max_size = 1;
+  po.acquire_timeout = 200ms;
+  po.housekeeping_interval = 0ms;
+  po.logger = &infra::silent_logger();
+  infra::pool::connection_pool<bounded_database> pool(
+      [&made] {
+        auto c = std::make_unique<bounded_database>();
+        made = c.get();
+        return c;
+      },
+      po);
+  STATIC_REQUIRE(infra::database_with_bounded_ping<decltype(pool)>);
+
+  // Nothing idle yet: opening a connection is not bounded, so the probe thread does it.
+  CHECK(health::check_database_health(pool).status == health_status::healthy);
+  REQUIRE(made != nullptr);
+  CHECK(made->bounded_threads().empty());
+  REQUIRE(made->ping_threads().size() <= 1);  // none when opening it proved it already
+
+  // Now one is idle: one bounded round trip on this thread.
+  CHECK(health::check_database_health(pool).status == health_status::healthy);
+  CHECK(made->bounded_threads() == std::vector<std::thread::id>{std::this_thread::get_id()});
+  CHECK(pool.get_metrics().active == 0);  // the lease has ended
+
+  // All leased: the pool declines at once and the probe thread waits for a connection.
+  {
+    auto held = pool.acquire();
+    auto r = health::check_database_health(pool);
+    CHECK(r.status == health_status::unhealthy);
+    CHECK(made->bounded_threads().size() == 1);
+  }
 }

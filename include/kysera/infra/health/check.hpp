@@ -5,12 +5,12 @@
 ///
 /// How the timeout works, two ways:
 ///  - Databases that can bound a ping themselves (`database_with_bounded_ping`: our three
-///    adapters and `with_debug` over them) are probed on the calling thread: the adapter arms a
+///    adapters, pools of them, and `with_debug` over either) are probed on the calling thread: the adapter arms a
 ///    process-wide watchdog that, at the deadline, shuts the session's socket down (PostgreSQL,
 ///    MySQL; the next call reconnects); SQLite stops waiting for a lock. No thread hand-off,
 ///    so a check costs what the ping costs. Used by direct calls that are not verbose.
-///  - Everything else (user types, pools, verbose checks, the monitor's own checks, and an
-///    adapter whose session must be reopened first) runs the probe on a worker thread taken from
+///  - Everything else (user types, verbose checks, the monitor's own checks, an adapter whose
+///    session must be reopened first, a pool with no idle connection) runs the probe on a worker thread taken from
 ///    a small process-wide cache, and the caller waits for it until the deadline. Threads are
 ///    reused from check to check; both sides spin briefly before sleeping. When the deadline
 ///    passes the caller asks the database to cancel (`infra::try_cancel`, which never blocks),

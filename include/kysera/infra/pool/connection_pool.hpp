@@ -442,6 +442,28 @@ class connection_pool {
     }
   }
 
+  /// `try_ping_until` on an idle connection, for health checks (only where `Connection` has
+  /// it): one bounded round trip on the calling thread, which also validates the connection.
+  /// Returns false, having done nothing, when no connection is idle right now (acquiring would
+  /// wait, or open a connection, which no deadline bounds) or the connection declines; the
+  /// caller then pings another way (`ping()`). Errors are the connection's; one that means the
+  /// session is gone marks it broken.
+  ///
+  ///     bool answered = pool.try_ping_until(std::chrono::steady_clock::now() + 500ms);
+  bool try_ping_until(std::chrono::steady_clock::time_point deadline)
+    requires infra::database_with_bounded_ping<Connection>
+  {
+    slot* s = try_fast<false>();
+    if (s == nullptr) return false;
+    lease l(this, s);
+    try {
+      return l->try_ping_until(deadline);
+    } catch (const std::system_error& e) {
+      if (detail::is_broken_connection(e)) l.mark_broken();
+      throw;
+    }
+  }
+
   /// The server's version, through a borrowed connection. Only where `Connection` has it.
   std::string server_version()
     requires infra::database_with_server_version<Connection>
@@ -680,7 +702,9 @@ class connection_pool {
   static inline thread_local std::size_t hint_ = 0;
 
   // Claims an idle connection without locking, unless the pool is closed, callers are queued
-  // (they go first) or a snapshot is being taken.
+  // (they go first) or a snapshot is being taken. Without `Validate` the caller proves the
+  // connection itself (a bounded ping) instead of check_out's unbounded one.
+  template <bool Validate = true>
   slot* try_fast() noexcept {
     if (KYSERA_INFRA_POOL_UNLIKELY(flags_.load(std::memory_order_acquire) != 0)) return nullptr;
     const std::size_t n = size_;
@@ -693,7 +717,7 @@ class connection_pool {
           s.state.compare_exchange_strong(st, detail::next_state(st, detail::slot_tag::in_use),
                                           std::memory_order_acquire, std::memory_order_relaxed)) {
         hint_ = i;
-        if (KYSERA_INFRA_POOL_LIKELY(check_out(s))) return &s;
+        if (KYSERA_INFRA_POOL_LIKELY(check_out<Validate>(s))) return &s;
       }
       if (++i == n) i = 0;
     }
@@ -703,6 +727,7 @@ class connection_pool {
   // The caller owns `s` (in_use). Retires it if too old; pings it unless it was handed out less
   // than validation_threshold ago (then its idle time is certainly shorter). The only clock read
   // of an acquire-release cycle is here.
+  template <bool Validate = true>
   bool check_out(slot& s) noexcept {
     const auto now = detail::coarse_clock<Clock>::now();
     if (KYSERA_INFRA_POOL_UNLIKELY(now >= s.expires_at)) {
@@ -710,9 +735,11 @@ class connection_pool {
       return false;
     }
     bool proven = false;
-    if (KYSERA_INFRA_POOL_UNLIKELY(now - s.last_checkout >= validation_threshold_)) {
-      if (!revalidate(s)) return false;
-      proven = true;
+    if constexpr (Validate) {
+      if (KYSERA_INFRA_POOL_UNLIKELY(now - s.last_checkout >= validation_threshold_)) {
+        if (!revalidate(s)) return false;
+        proven = true;
+      }
     }
     s.last_checkout = now;
     s.proven = proven;
