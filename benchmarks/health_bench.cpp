@@ -167,16 +167,19 @@ std::unique_ptr<infra::postgres::connection> open_postgres(benchmark::State& sta
   }
 }
 
+/// `SELECT 1` through libpqxx itself, on the adapter's session.
+void postgres_driver_select1(pqxx::connection& native) {
+  pqxx::nontransaction tx(native);
+  pqxx::result r = tx.exec("SELECT 1");
+  tx.commit();
+  benchmark::DoNotOptimize(r);
+}
+
 void BM_postgres_driver_select1(benchmark::State& state) {
   auto db = open_postgres(state);
   if (!db) return;
   pqxx::connection& native = db->native();
-  for (auto _ : state) {
-    pqxx::nontransaction tx(native);
-    pqxx::result r = tx.exec("SELECT 1");
-    tx.commit();
-    benchmark::DoNotOptimize(r);
-  }
+  for (auto _ : state) postgres_driver_select1(native);
 }
 BENCHMARK(BM_postgres_driver_select1)->UseRealTime();
 
@@ -202,12 +205,7 @@ void BM_postgres_interleaved_driver_vs_check(benchmark::State& state) {
   auto o = quiet_options();
   interleave(
       state,
-      [&] {
-        pqxx::nontransaction tx(native);
-        pqxx::result r = tx.exec("SELECT 1");
-        tx.commit();
-        benchmark::DoNotOptimize(r);
-      },
+      [&] { postgres_driver_select1(native); },
       [&] { return health::perform_health_check(*db, o); });
 }
 BENCHMARK(BM_postgres_interleaved_driver_vs_check)->UseRealTime();
@@ -220,12 +218,7 @@ void BM_postgres_interleaved_driver_vs_thread_check(benchmark::State& state) {
   auto o = quiet_options();
   interleave(
       state,
-      [&] {
-        pqxx::nontransaction tx(native);
-        pqxx::result r = tx.exec("SELECT 1");
-        tx.commit();
-        benchmark::DoNotOptimize(r);
-      },
+      [&] { postgres_driver_select1(native); },
       [&] { return health::perform_health_check(threaded, o); });
 }
 BENCHMARK(BM_postgres_interleaved_driver_vs_thread_check)->UseRealTime();
@@ -256,15 +249,18 @@ std::unique_ptr<infra::mysql::connection> open_mysql(benchmark::State& state) {
   }
 }
 
+/// `SELECT 1` through Connector/C++ itself, on the adapter's session.
+void mysql_driver_select1(::sql::Connection& native) {
+  std::unique_ptr<::sql::Statement> stmt(native.createStatement());
+  std::unique_ptr<::sql::ResultSet> rs(stmt->executeQuery("SELECT 1"));
+  benchmark::DoNotOptimize(rs->next());
+}
+
 void BM_mysql_driver_select1(benchmark::State& state) {
   auto db = open_mysql(state);
   if (!db) return;
   ::sql::Connection& native = db->native();
-  for (auto _ : state) {
-    std::unique_ptr<::sql::Statement> stmt(native.createStatement());
-    std::unique_ptr<::sql::ResultSet> rs(stmt->executeQuery("SELECT 1"));
-    benchmark::DoNotOptimize(rs->next());
-  }
+  for (auto _ : state) mysql_driver_select1(native);
 }
 BENCHMARK(BM_mysql_driver_select1)->UseRealTime();
 
@@ -290,11 +286,7 @@ void BM_mysql_interleaved_driver_vs_check(benchmark::State& state) {
   auto o = quiet_options();
   interleave(
       state,
-      [&] {
-        std::unique_ptr<::sql::Statement> stmt(native.createStatement());
-        std::unique_ptr<::sql::ResultSet> rs(stmt->executeQuery("SELECT 1"));
-        benchmark::DoNotOptimize(rs->next());
-      },
+      [&] { mysql_driver_select1(native); },
       [&] { return health::perform_health_check(*db, o); });
 }
 BENCHMARK(BM_mysql_interleaved_driver_vs_check)->UseRealTime();
@@ -307,11 +299,7 @@ void BM_mysql_interleaved_driver_vs_thread_check(benchmark::State& state) {
   auto o = quiet_options();
   interleave(
       state,
-      [&] {
-        std::unique_ptr<::sql::Statement> stmt(native.createStatement());
-        std::unique_ptr<::sql::ResultSet> rs(stmt->executeQuery("SELECT 1"));
-        benchmark::DoNotOptimize(rs->next());
-      },
+      [&] { mysql_driver_select1(native); },
       [&] { return health::perform_health_check(threaded, o); });
 }
 BENCHMARK(BM_mysql_interleaved_driver_vs_thread_check)->UseRealTime();
