@@ -520,6 +520,20 @@ TEST_CASE("sqlite busy: try_ping_until gives up a lock wait at its deadline, not
   CHECK(count(c, "t") == 1);
 }
 
+TEST_CASE("sqlite busy: a busy_timeout too large for the clock waits rather than failing at once", "[sqlite]") {
+  auto path = fresh_path();
+  sq::connection holder(path);
+  sq::connection c(path, {.busy_timeout = std::chrono::milliseconds::max()});
+  holder.execute("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)");
+  // The bounded ping's deadline ends the wait; a busy_timeout that wrapped around would have
+  // given up at once with errc::busy.
+  const auto started = std::chrono::steady_clock::now();
+  auto e = error_of([&] { (void)c.try_ping_until(started + 150ms); });
+  CHECK(e.code() == errc::timeout);
+  CHECK(std::chrono::steady_clock::now() - started >= 150ms);
+  holder.execute("COMMIT");
+}
+
 TEST_CASE("sqlite ping works across a schema change and close releases its statement", "[sqlite]") {
   auto path = fresh_path();
   sq::connection c(path);
