@@ -120,19 +120,12 @@ class connection {
     // Not armed across a reconnect: session_locked() will not reopen what is alive now.
     if (!socket_.valid() || (!in_transaction_ && !session_alive_locked())) return false;
     if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
-    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &socket_);
-    if (!guard.bounded()) return false;  // no timer thread could be started
-    try {
-      probe_locked();
-    } catch (const database_error&) {
-      if (guard.disarm()) {
-        mark_broken_locked();
-        throw deadline_error("no answer by the deadline; the session was shut down and reopens on the next call");
-      }
-      throw;
-    }
-    if (guard.disarm()) mark_broken_locked();  // it answered just as the socket went down
-    return true;
+    return infra::detail::call_with_deadline(
+        deadline, &infra::detail::shut_socket_down, &socket_, [&] { probe_locked(); },
+        [&] { mark_broken_locked(); },
+        [&] {
+          return deadline_error("no answer by the deadline; the session was shut down and reopens on the next call");
+        });
   }
 
   /// Interrupts the statement another thread is running on this connection with

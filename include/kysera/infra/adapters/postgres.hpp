@@ -151,19 +151,12 @@ class connection {
     if (!tx_ && !session_usable_locked()) return false;
     if (!socket_.valid()) return false;
     if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
-    infra::detail::watchdog_scope guard(deadline, &infra::detail::shut_socket_down, &socket_);
-    if (!guard.bounded()) return false;  // no timer thread could be started
-    try {
-      (void)execute("SELECT 1");
-    } catch (const database_error&) {
-      if (guard.disarm()) {
-        broken_ = true;
-        throw deadline_error("no answer by the deadline; the session was shut down and reopens on the next call");
-      }
-      throw;
-    }
-    if (guard.disarm()) broken_ = true;  // it answered just as the socket went down
-    return true;
+    return infra::detail::call_with_deadline(
+        deadline, &infra::detail::shut_socket_down, &socket_, [&] { (void)execute("SELECT 1"); },
+        [&] { broken_ = true; },
+        [&] {
+          return deadline_error("no answer by the deadline; the session was shut down and reopens on the next call");
+        });
   }
 
   /// Interrupts the statement running on another thread (libpq cancel request). Returns at once,

@@ -161,4 +161,29 @@ class watchdog_scope {
   bool fired_ = false;
 };
 
+/// One bounded call: runs `call()` with `fn(context)` armed for `deadline`. Returns false, having
+/// run nothing, when no timer thread could be started. When the action fired, runs `on_cut()`
+/// (what it cut is gone, e.g. the session) and turns a failure of `call` into `make_timeout()`;
+/// a call that succeeded just as the action fired still returns true.
+///
+///     bool bounded = call_with_deadline(deadline, &shut_socket_down, &socket, [&] { ping(); },
+///                                       [&] { broken = true; }, [&] { return timeout_error(); });
+template <class Call, class OnCut, class MakeTimeout>
+bool call_with_deadline(watchdog::clock::time_point deadline, watchdog::action fn, void* context, Call&& call,
+                        OnCut&& on_cut, MakeTimeout&& make_timeout) {
+  watchdog_scope guard(deadline, fn, context);
+  if (!guard.bounded()) return false;
+  try {
+    call();
+  } catch (...) {
+    if (guard.disarm()) {
+      on_cut();
+      throw make_timeout();
+    }
+    throw;
+  }
+  if (guard.disarm()) on_cut();
+  return true;
+}
+
 }  // namespace kysera::infra::detail
