@@ -150,6 +150,75 @@ TEST_CASE("mysql URL escapes that decode to a NUL byte are invalid_url", "[mysql
   CHECK(t.schema == "d b");
 }
 
+TEST_CASE("mysql URLs split the authority before the query and reject what reads two ways",
+          "[mysql][regression]") {
+  // A password with an unencoded '?', '/' or '#': the '@' then stands after the authority.
+  for (const char* bad : {"mysql://app:1234?Secret-pw@db/shop", "mysql://app:12/Secret-pw@db",
+                          "mysql://app:12#Secret-pw@db/shop", "mysql://app@db/shop#Secret-pw"}) {
+    CAPTURE(bad);
+    my::connection_options o;
+    try {
+      (void)my::detail::parse_mysql_url(bad, o);
+      FAIL("parsed");
+    } catch (const infra::database_error& e) {
+      CHECK(e.code() == infra::errc::invalid_url);
+      CHECK(std::string(e.what()).find("Secret-pw") == std::string::npos);
+    }
+  }
+  // The user info ends at the last '@' of the authority; a query may hold an '@' after it.
+  my::connection_options o;
+  auto t = my::detail::parse_mysql_url("mysql://a@b:p@ss@h/db?connect_timeout=5", o);
+  CHECK(t.user == "a@b");
+  CHECK(t.password == "p@ss");
+  CHECK(t.host == "h");
+  // Brackets belong to an [IPv6] host only.
+  for (const char* bad : {"mysql://u@h]x/db", "mysql://u@[::1]]/db", "mysql://u@[::1]x]:1/db",
+                          "mysql://u@[]/db", "mysql://u@h[1]/db", "mysql://u@a%3Ab/db"}) {
+    CAPTURE(bad);
+    CHECK(invalid_url_code(bad) == infra::errc::invalid_url);
+  }
+  // An unknown parameter is named only when it looks like a name.
+  try {
+    (void)my::detail::parse_mysql_url("mysql://u@h/db?x%20hunter2=1", o);
+    FAIL("parsed");
+  } catch (const infra::database_error& e) {
+    CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+  }
+}
+
+TEST_CASE("mysql describe() percent-encodes and parses back to the same target",
+          "[mysql][regression]") {
+  for (const char* url : {"mysql://a%3Ab:pw@h/db", "mysql://u@h/d%25b", "mariadb://u%2Fv@h:4000/x%3Fy",
+                          "mysql://%40@[::1]:3307/%23", "mysql://u@h%2Dx/db", "mysql://h/"}) {
+    CAPTURE(url);
+    my::connection_options o;
+    auto t = my::detail::parse_mysql_url(url, o);
+    const std::string described = my::detail::describe(t);
+    CAPTURE(described);
+    auto back = my::detail::parse_mysql_url(described, o);
+    CHECK(back.scheme == t.scheme);
+    CHECK(back.user == t.user);
+    CHECK(back.host == t.host);
+    CHECK(back.port == t.port);
+    CHECK(back.schema == t.schema);
+    CHECK(back.password.empty());
+  }
+  my::connection_options o;
+  CHECK(my::detail::describe(my::detail::parse_mysql_url("mysql://a%3Ab@h/db", o)) ==
+        "mysql://a%3Ab@h:3306/db");
+  CHECK(my::detail::describe(my::detail::parse_mysql_url("mysql://u@h/d%25b", o)) ==
+        "mysql://u@h:3306/d%25b");
+}
+
+TEST_CASE("mysql redacts the password as decoded and as written", "[mysql][regression]") {
+  my::connection_options o;
+  auto t = my::detail::parse_mysql_url("mysql://u:p%61ss%2Dw0rd@h/db", o);
+  CHECK(t.password == "pass-w0rd");
+  CHECK_THAT(t.secrets, Catch::Matchers::VectorContains(std::string("pass-w0rd")));
+  CHECK_THAT(t.secrets, Catch::Matchers::VectorContains(std::string("p%61ss%2Dw0rd")));
+  CHECK(infra::detail::redact("x pass-w0rd p%61ss%2Dw0rd y", t.secrets) == "x *** *** y");
+}
+
 TEST_CASE("mysql durations become whole driver seconds rounded up", "[mysql]") {
   CHECK(my::detail::driver_seconds(0ms) == 0);
   CHECK(my::detail::driver_seconds(1ms) == 1);

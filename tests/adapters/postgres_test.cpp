@@ -107,24 +107,25 @@ TEST_CASE("postgres malformed connection strings throw invalid_url without the p
   }
 }
 
-TEST_CASE("postgres parses URIs the way libpq does", "[postgres]") {
+TEST_CASE("postgres reads URIs as libpq does", "[postgres]") {
   auto c = detail::parse_connection_string(
       "postgresql://us%40er:p%40ss%2Fw@db.example:6543/my%20db?sslmode=disable&application_name=x");
   CHECK(c.is_url);
-  CHECK(c.user == "us@er");
-  CHECK(c.password == "p@ss/w");
-  CHECK(c.port == "6543");
-  CHECK(c.dbname == "my db");
+  CHECK(c.value("user") == "us@er");
+  CHECK(c.value("password") == "p@ss/w");
+  CHECK(c.value("port") == "6543");
+  CHECK(c.value("dbname") == "my db");
   CHECK(c.has("sslmode"));
   CHECK(c.has("application_name"));
   CHECK_FALSE(c.has("connect_timeout"));
   // Both the decoded and the written form of the password are redacted.
-  CHECK(c.secrets == std::vector<std::string>{"p@ss/w", "p%40ss%2Fw"});
-  CHECK(detail::describe(c) == "postgresql://us@er@db.example:6543/my db");
+  CHECK_THAT(c.secrets, Catch::Matchers::VectorContains(std::string("p@ss/w")));
+  CHECK_THAT(c.secrets, Catch::Matchers::VectorContains(std::string("p%40ss%2Fw")));
+  CHECK(detail::describe(c) == "postgresql://us%40er@db.example:6543/my%20db");
 
   auto multi = detail::parse_connection_string("postgres://u:pw@h1:5432,[::1]:5433/db");
-  CHECK(multi.hosts == "h1:5432,[::1]:5433");
-  CHECK(multi.port == "5432");
+  CHECK(multi.value("host") == "h1,::1");
+  CHECK(multi.value("port") == "5432,5433");
   CHECK(detail::describe(multi) == "postgres://u@h1:5432,[::1]:5433/db");
 
   auto bare = detail::parse_connection_string("postgres://");
@@ -133,51 +134,128 @@ TEST_CASE("postgres parses URIs the way libpq does", "[postgres]") {
   CHECK(detail::describe(bare) == "postgres:///");
 
   auto query_password = detail::parse_connection_string("postgres://h/db?password=q%21pw");
-  CHECK(query_password.password == "q!pw");
-  CHECK(query_password.secrets == std::vector<std::string>{"q%21pw", "q!pw"});
+  CHECK(query_password.value("password") == "q!pw");
+  CHECK_THAT(query_password.secrets, Catch::Matchers::VectorContains(std::string("q!pw")));
+  CHECK_THAT(query_password.secrets, Catch::Matchers::VectorContains(std::string("q%21pw")));
 }
 
-TEST_CASE("postgres parses keyword value conninfo the way libpq does", "[postgres]") {
+TEST_CASE("postgres reads keyword value conninfo as libpq does", "[postgres]") {
   auto c = detail::parse_connection_string(
       "host=10.0.0.5 port = 5433 user=app dbname='my db' password='it\\'s s\\\\ecret'");
   CHECK_FALSE(c.is_url);
-  CHECK(c.hosts == "10.0.0.5");
-  CHECK(c.port == "5433");
-  CHECK(c.user == "app");
-  CHECK(c.dbname == "my db");
-  CHECK(c.password == "it's s\\ecret");
-  CHECK(c.secrets == std::vector<std::string>{"it's s\\ecret"});
-  CHECK(detail::describe(c) == "postgres://app@10.0.0.5:5433/my db");
+  CHECK(c.value("host") == "10.0.0.5");
+  CHECK(c.value("port") == "5433");
+  CHECK(c.value("user") == "app");
+  CHECK(c.value("dbname") == "my db");
+  CHECK(c.value("password") == "it's s\\ecret");
+  CHECK_THAT(c.secrets, Catch::Matchers::VectorContains(std::string("it's s\\ecret")));
+  CHECK_THAT(c.secrets, Catch::Matchers::VectorContains(std::string("'it\\'s s\\\\ecret'")));
+  CHECK(detail::describe(c) == "postgres://app@10.0.0.5:5433/my%20db");
 
   auto hostaddr = detail::parse_connection_string("hostaddr=127.0.0.1 dbname=x");
   CHECK(detail::describe(hostaddr) == "postgres://127.0.0.1/x");
+
+  auto one_port = detail::parse_connection_string("host=a,b port=6000");
+  CHECK(detail::describe(one_port) == "postgres://a:6000,b:6000/");
+
+  auto socket = detail::parse_connection_string("host=/var/run/postgresql dbname=x");
+  CHECK(detail::describe(socket) == "postgres://%2Fvar%2Frun%2Fpostgresql/x");
 
   auto empty = detail::parse_connection_string("");
   CHECK(empty.params.empty());
   CHECK(detail::describe(empty) == "postgres:///");
 }
 
+namespace {
+
+using pairs = std::vector<std::pair<std::string, std::string>>;
+
+// What libpq reads in the string the adapter hands it.
+pairs libpq_reading(const std::string& libpq_string) {
+  return detail::parse_connection_string(libpq_string).params;
+}
+
+// The user's pairs plus the given additions, in libpq's keyword order.
+pairs expected_reading(const std::string& user_text, const pairs& added) {
+  auto all = detail::parse_connection_string(user_text).params;
+  for (const auto& a : added) all.push_back(a);
+  std::string text;
+  for (const auto& [k, v] : all) text += k + "=" + detail::quote_conninfo_value(v) + " ";
+  return detail::parse_connection_string(text).params;
+}
+
+}  // namespace
+
 TEST_CASE("postgres adds connect_timeout and application_name unless the string sets them",
           "[postgres]") {
   auto kv = detail::parse_connection_string("host=h user=u");
   CHECK(detail::with_defaults(kv, 10, "kysera-infra") ==
-        "host=h user=u connect_timeout='10' application_name='kysera-infra'");
+        "user='u' host='h' connect_timeout='10' application_name='kysera-infra'");
   CHECK(detail::with_defaults(kv, 3, "it's") ==
-        "host=h user=u connect_timeout='3' application_name='it\\'s'");
-  CHECK(detail::with_defaults(kv, 3, "") == "host=h user=u connect_timeout='3'");
+        "user='u' host='h' connect_timeout='3' application_name='it\\'s'");
+  CHECK(detail::with_defaults(kv, 3, "") == "user='u' host='h' connect_timeout='3'");
 
-  auto kv_set = detail::parse_connection_string("host=h connect_timeout=2 application_name=mine");
-  CHECK(detail::with_defaults(kv_set, 10, "kysera-infra") == kv_set.text);
+  const std::string set = "host=h connect_timeout=2 application_name=mine";
+  CHECK(libpq_reading(detail::with_defaults(detail::parse_connection_string(set), 10, "kysera")) ==
+        detail::parse_connection_string(set).params);
 
-  auto url = detail::parse_connection_string("postgres://u@h/db");
-  CHECK(detail::with_defaults(url, 10, "kysera infra") ==
-        "postgres://u@h/db?connect_timeout=10&application_name=kysera%20infra");
-  auto url_query = detail::parse_connection_string("postgres://u@h/db?sslmode=disable");
-  CHECK(detail::with_defaults(url_query, 4, "") ==
-        "postgres://u@h/db?sslmode=disable&connect_timeout=4");
-  auto url_set =
-      detail::parse_connection_string("postgres://u@h/db?connect_timeout=1&application_name=x");
-  CHECK(detail::with_defaults(url_set, 10, "kysera-infra") == url_set.text);
+  const std::string url = "postgres://u@h/db";
+  CHECK(libpq_reading(detail::with_defaults(detail::parse_connection_string(url), 10,
+                                            "kysera infra")) ==
+        expected_reading(url, {{"connect_timeout", "10"}, {"application_name", "kysera infra"}}));
+  const std::string url_set = "postgres://u@h/db?connect_timeout=1&application_name=x";
+  CHECK(libpq_reading(detail::with_defaults(detail::parse_connection_string(url_set), 10,
+                                            "kysera-infra")) ==
+        detail::parse_connection_string(url_set).params);
+}
+
+TEST_CASE("postgres additions never change what the user's string means to libpq",
+          "[postgres][regression]") {
+  // Each of these once made the appended connect_timeout part of the user's last value (so no
+  // connect timeout applied), or made the string one libpq rejects.
+  for (std::string text : {
+           "dbname=app password=",      // empty last value took "connect_timeout='N'"
+           "host=db port=",             // the same for the port
+           "password=abcd\\",           // a trailing backslash escaped the added space
+           "host=h password='a b'\t",   // trailing whitespace
+           "postgres://u:12?a=secretpw@h/db",  // '?' before '@': libpq's credentials, not a query
+           "postgres://u?password=ottb?",      // a query ending in '?'
+           "postgres://u@h/db?",               // an empty query
+           "postgres://h/db#frag",             // libpq has no fragments: part of the dbname
+       }) {
+    CAPTURE(text);
+    auto c = detail::parse_connection_string(text);
+    const std::string handed = detail::with_defaults(c, 7, "kysera-infra");
+    CHECK(libpq_reading(handed) ==
+          expected_reading(text, {{"connect_timeout", "7"}, {"application_name", "kysera-infra"}}));
+  }
+  // What libpq uses is what the adapter redacts.
+  auto backslash = detail::parse_connection_string("password=abcd\\");
+  CHECK(backslash.value("password") == "abcd");
+  CHECK_THAT(backslash.secrets, Catch::Matchers::VectorContains(std::string("abcd")));
+  auto question = detail::parse_connection_string("postgres://u:12?a=secretpw@h/db");
+  CHECK(question.value("user") == "u");
+  CHECK(question.value("password") == "12?a=secretpw");
+  CHECK(question.value("dbname") == "db");
+  CHECK(detail::describe(question) == "postgres://u@h/db");
+  CHECK_THAT(question.secrets, Catch::Matchers::VectorContains(std::string("12?a=secretpw")));
+}
+
+TEST_CASE("postgres redacts every password a string holds, the one libpq uses included",
+          "[postgres][regression]") {
+  for (std::string text : {"password=secret password=secretpass",
+                           "postgres://u:secret@h/db?password=secretpass",
+                           "password=secretpass password=secret"}) {
+    CAPTURE(text);
+    auto c = detail::parse_connection_string(text);
+    std::string message = detail::error_message("auth failed for secretpass and secret",
+                                                infra::errc::authentication_failed,
+                                                detail::phase::connect, detail::describe(c),
+                                                c.secrets);
+    CAPTURE(message);
+    CHECK(message.find("secret") == std::string::npos);
+    CHECK(message.find("pass") == std::string::npos);
+  }
 }
 
 TEST_CASE("postgres connect_timeout is rounded up to whole seconds", "[postgres]") {
@@ -427,8 +505,20 @@ TEST_CASE("postgres conninfo syntax errors give a position and never quote the t
   } catch (const infra::database_error& e) {
     CHECK_THAT(e.what(), Catch::Matchers::Contains("postgres://"));
   }
-  // Plausible keywords still pass through to libpq, which knows which ones exist.
-  CHECK(detail::parse_connection_string("Host=h sslmode=disable gss_1=x").params.size() == 3);
+  // libpq decides which keywords exist (they are case-sensitive); the message names the place.
+  CHECK(detail::parse_connection_string("host=h sslmode=disable").params.size() == 2);
+  for (std::string text : {"Host=h", "host=h pw-Unit=1"}) {
+    CAPTURE(text);
+    try {
+      (void)detail::parse_connection_string(text);
+      FAIL("parsed");
+    } catch (const infra::database_error& e) {
+      CHECK(e.code() == infra::errc::invalid_url);
+      CHECK(std::string(e.what()).find("pw-Unit") == std::string::npos);
+    }
+  }
+  CHECK_THROWS_WITH(detail::parse_connection_string("host=h gss_1=x"),
+                    Catch::Matchers::Contains("unknown keyword at byte 7"));
 }
 
 TEST_CASE("postgres URI with empty IPv6 brackets is rejected while parsing", "[postgres]") {
@@ -443,7 +533,7 @@ TEST_CASE("postgres URI with empty IPv6 brackets is rejected while parsing", "[p
       CHECK(std::string(e.what()).find("pw-Unit-77") == std::string::npos);
     }
   }
-  CHECK(detail::parse_connection_string("postgres://u@[::1]:1/app").hosts == "[::1]:1");
+  CHECK(detail::parse_connection_string("postgres://u@[::1]:1/app").value("host") == "::1");
 }
 
 TEST_CASE("postgres classifies libpq option checks as invalid_url", "[postgres]") {

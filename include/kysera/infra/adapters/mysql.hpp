@@ -265,7 +265,7 @@ class connection {
   database_error make_error(errc code, const std::string& what, const std::string& sqlstate, int native,
                             const char* context) const {
     std::string msg = "mysql: " + what + " (" + context + " " + description_ + ")";
-    return database_error(code, infra::detail::redact(std::move(msg), target_.password), std::string(backend_name),
+    return database_error(code, infra::detail::redact(msg, target_.secrets), std::string(backend_name),
                           sqlstate, native);
   }
 

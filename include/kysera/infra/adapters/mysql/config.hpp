@@ -9,7 +9,9 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "../../detail/secrets.hpp"
 #include "../../detail/url.hpp"
 #include "../../error.hpp"
 
@@ -49,16 +51,33 @@ struct mysql_target {
   std::string user;
   std::string password;
   std::string schema;
+  /// Every form of the password a message could show: decoded, as written, percent-encoded.
+  std::vector<std::string> secrets;
 };
 
-/// "mysql://user@host:port/db": the URL without password and parameters.
+/// "mysql://user@host:port/db": the URL without password and parameters, percent-encoded so
+/// that it parses back to the same scheme, user, host, port and database.
 inline std::string describe(const mysql_target& t) {
+  using infra::detail::percent_encode;
   std::string out = t.scheme + "://";
-  if (!t.user.empty()) out += t.user + "@";
-  out += t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host;
+  if (!t.user.empty()) out += percent_encode(t.user) + "@";
+  out += t.host.find(':') != std::string::npos ? "[" + t.host + "]" : percent_encode(t.host);
   out += ":" + std::to_string(t.port);
-  out += "/" + t.schema;
+  out += "/" + percent_encode(t.schema);
   return out;
+}
+
+/// A parameter name a message may quote: short and made of name characters only (anything else
+/// may be a piece of a mistyped password).
+inline bool quotable_name(std::string_view key) noexcept {
+  if (key.empty() || key.size() > 40) return false;
+  for (char c : key) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /// The client library's "tcp://host:port" form.
@@ -146,6 +165,9 @@ inline mysql_target parse_mysql_url(std::string_view text, connection_options& o
   if (u.port) t.port = *u.port;
   t.user = u.user;
   t.password = u.password;
+  infra::detail::add_secret(t.secrets, u.password);
+  infra::detail::add_secret(t.secrets, u.raw_password);
+  infra::detail::add_secret(t.secrets, infra::detail::percent_encode(u.password));
   t.schema = u.database;
   connection_options merged = options;
   for (const auto& [key, value] : u.params) {
@@ -159,8 +181,9 @@ inline mysql_target parse_mysql_url(std::string_view text, connection_options& o
       merged.cancel_timeout = parse_duration_param(key, value);
     } else {
       throw database_error(errc::invalid_url,
-                           "invalid connection URL: unknown parameter '" + key +
-                               "' (supported: connect_timeout, read_timeout, write_timeout, cancel_timeout)",
+                           "invalid connection URL: unknown parameter" +
+                               (quotable_name(key) ? " '" + key + "'" : std::string()) +
+                               " (supported: connect_timeout, read_timeout, write_timeout, cancel_timeout)",
                            "mysql");
     }
   }

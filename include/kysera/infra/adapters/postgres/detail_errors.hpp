@@ -218,9 +218,7 @@ inline std::string error_message(std::string_view driver_message, errc code, pha
                                  std::string_view description,
                                  const std::vector<std::string>& secrets) {
   // Redact before and after joining lines: a secret may itself contain a run of whitespace.
-  std::string raw(driver_message);
-  for (const auto& secret : secrets) raw = infra::detail::redact(std::move(raw), secret);
-  std::string text = one_line(raw);
+  std::string text = one_line(infra::detail::redact(driver_message, secrets));
   if (text.empty()) text = std::string(to_string(code));
   std::string out = "postgres: " + text;
   if (when == phase::connect) {
@@ -228,8 +226,7 @@ inline std::string error_message(std::string_view driver_message, errc code, pha
   } else if (code == errc::connection_lost || code == errc::outcome_unknown) {
     out += " (session to " + std::string(description) + ")";
   }
-  for (const auto& secret : secrets) out = infra::detail::redact(std::move(out), secret);
-  return out;
+  return infra::detail::redact(out, secrets);
 }
 
 inline database_error make_error(const failure_facts& facts, std::string_view description,
