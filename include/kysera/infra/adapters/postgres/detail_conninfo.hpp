@@ -204,11 +204,11 @@ inline std::string describe(const conninfo& c) {
   for (std::size_t i = 0; i < hosts.size(); ++i) {
     if (i > 0) out += ',';
     const std::string& host = hosts[i];
-    if (host.find(':') != std::string::npos && host.front() != '/' && host.front() != '@') {
-      out += "[" + host + "]";  // IPv6
-    } else {
-      out += percent_encode(host);
+    bool ipv6 = host.find(':') != std::string::npos;
+    for (char ch : host) {
+      ipv6 = ipv6 && (std::isxdigit(static_cast<unsigned char>(ch)) || ch == ':' || ch == '.');
     }
+    out += ipv6 ? "[" + host + "]" : percent_encode(host);
     if (i < ports.size() && !ports[i].empty()) out += ":" + ports[i];
   }
   out += "/" + percent_encode(c.value("dbname"));
