@@ -81,6 +81,7 @@ using health::perform_health_check;
 using health::query_metric;
 using health::query_sample;
 using health::query_stats;
+using health::to_json;
 using health::to_string;
 using health::with_debug;
 
