@@ -38,6 +38,8 @@ using resilience::circuit_breaker_state;
 using resilience::circuit_state;
 using resilience::create_retry_wrapper;
 using resilience::is_replay_safe_error;
+using resilience::is_retryable_before_commit;
+using resilience::outage_retry_options;
 using resilience::is_serialization_error;
 using resilience::is_transient_error;
 using resilience::retry_options;
