@@ -6,6 +6,11 @@
 #include "health/support_health.hpp"
 
 #include <kysera/infra/health.hpp>
+#include <kysera/infra/resilience/transaction_retry.hpp>
+
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+#include <kysera/infra/adapters/sqlite.hpp>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -103,7 +108,11 @@ TEST_CASE("with_debug models database and forwards the capabilities the database
   CHECK(dbg.close_for(1s));
   dbg.ping();
   dbg.cancel();
-  CHECK(dbg.query_metrics().size() == 1);  // only execute() is recorded
+  // execute(), and the transaction as a whole; `fn` named the session type, so it got the
+  // session itself and its statement is not recorded on its own. ping/cancel/... are not recorded.
+  REQUIRE(dbg.query_metrics().size() == 2);
+  CHECK_FALSE(dbg.query_metrics()[0].transaction);
+  CHECK(dbg.query_metrics()[1].transaction);
   CHECK(&dbg.underlying() == &db);
 }
 
@@ -471,3 +480,129 @@ TEST_CASE("a with_debug wrapper around a pool is itself a metrics pool", "[healt
   STATIC_REQUIRE_FALSE(infra::pool::pool_with_metrics<decltype(plain)>);
   CHECK_FALSE(infra::pool::is_metrics_pool(plain));
 }
+
+// ---------------------------------------------------------------- statements inside transaction(fn)
+
+namespace {
+/// A fake with transaction(fn): BEGIN/COMMIT/ROLLBACK go to the fake directly (as an adapter's do),
+/// `fn` gets the fake itself as its session.
+struct tx_fake {
+  fake_database inner;
+  void execute(std::string_view sql) { inner.execute(sql); }
+  void close() { inner.close(); }
+  template <class F>
+  std::invoke_result_t<F&, fake_database&> transaction(F&& fn) {
+    inner.execute("BEGIN");
+    try {
+      if constexpr (std::is_void_v<std::invoke_result_t<F&, fake_database&>>) {
+        fn(inner);
+        inner.execute("COMMIT");
+      } else {
+        auto r = fn(inner);
+        inner.execute("COMMIT");
+        return r;
+      }
+    } catch (...) {
+      inner.execute("ROLLBACK");
+      throw;
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("with_debug records every statement inside transaction(fn) and the transaction as a whole", "[health]") {
+  manual_clock::reset();
+  tx_fake db;
+  auto dbg = health::with_debug<manual_clock>(db);
+  dbg.execute("select 1");
+  db.inner.on_next([] {});                                   // BEGIN
+  db.inner.on_next([] { manual_clock::advance(3ms); });      // the first insert takes 3 ms
+  db.inner.on_next([] { manual_clock::advance(2ms); });      // the second 2 ms
+  const int n = dbg.transaction([](auto& tx) {
+    tx.execute("insert into orders values (1)");
+    tx.execute("insert into order_lines values (1, 1)");
+    manual_clock::advance(1ms);                              // fn's own work between statements
+    return 2;
+  });
+  CHECK(n == 2);
+  CHECK(db.inner.executed() == std::vector<std::string>{"select 1", "BEGIN", "insert into orders values (1)",
+                                                        "insert into order_lines values (1, 1)", "COMMIT"});
+  const auto m = dbg.query_metrics();
+  REQUIRE(m.size() == 4);
+  CHECK(m[1].sql == "insert into orders values (1)");
+  CHECK(m[1].duration == 3.0);
+  CHECK_FALSE(m[1].transaction);
+  CHECK(m[2].sql == "insert into order_lines values (1, 1)");
+  CHECK(m[2].duration == 2.0);
+  CHECK(m[3].sql == "TRANSACTION");
+  CHECK(m[3].transaction);
+  CHECK(m[3].duration == 6.0);  // BEGIN to COMMIT
+  CHECK_FALSE(m[3].failed);
+
+  const auto stats = health::get_metrics(dbg);
+  REQUIRE(stats.queries);
+  CHECK(stats.queries->total == 3);  // the statements, written ones included; not the transaction
+  CHECK(stats.queries->max_duration == 3.0);
+  REQUIRE(stats.transactions);
+  CHECK(stats.transactions->total == 1);
+  CHECK(stats.transactions->avg_duration == 6.0);
+}
+
+TEST_CASE("a failing statement inside a transaction is recorded failed, with its code, and so is the transaction", "[health]") {
+  tx_fake db;
+  auto dbg = health::with_debug(db);
+  db.inner.on_next([] {});  // BEGIN succeeds, then the insert fails
+  db.inner.fail_next(infra::errc::constraint_violation, "duplicate key");
+  CHECK_THROWS_AS(dbg.transaction([](auto& tx) { tx.execute("insert into orders values (1)"); }),
+                  infra::database_error);
+  const auto m = dbg.query_metrics();
+  REQUIRE(m.size() == 2);
+  CHECK(m[0].failed);
+  CHECK(m[0].error == infra::errc::constraint_violation);
+  CHECK(m[1].transaction);
+  CHECK(m[1].failed);
+  CHECK(m[1].error == infra::errc::constraint_violation);
+  const auto stats = health::get_metrics(dbg);
+  CHECK(stats.queries->error_count == 1);
+  CHECK(stats.transactions->error_count == 1);
+}
+
+TEST_CASE("with_transaction_retry through with_debug records every attempt's statements", "[health]") {
+  tx_fake db;
+  auto dbg = health::with_debug(db);
+  int runs = 0;
+  kysera::infra::resilience::with_transaction_retry(
+      dbg,
+      [&](auto& tx) {
+        tx.execute("update stock set n = n - 1");
+        if (++runs == 1) throw infra::database_error(infra::errc::serialization_failure, "retry me", "fake");
+      },
+      {.sleep = [](std::chrono::milliseconds) {}});
+  const auto stats = health::get_metrics(dbg);
+  CHECK(stats.queries->total == 2);
+  CHECK(stats.transactions->total == 2);
+  CHECK(stats.transactions->error_count == 1);
+}
+
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+TEST_CASE("with_debug on SQLite counts the writes made inside transactions", "[health][sqlite]") {
+  infra::sqlite::connection db(":memory:");
+  auto dbg = health::with_debug(db);
+  dbg.execute("create table orders (id integer primary key, item text)");
+  for (int t = 0; t < 10; ++t) {
+    dbg.transaction([&](auto& tx) {
+      for (int i = 0; i < 5; ++i) tx.execute("insert into orders(item) values ('x')");
+    });
+  }
+  auto count = dbg.transaction([](auto& tx) { return tx.execute("select count(*) from orders").at(0, 0); });
+  CHECK(count == std::optional<std::string>("50"));
+  const auto stats = health::get_metrics(dbg);
+  REQUIRE(stats.queries);
+  CHECK(stats.queries->total == 1 + 50 + 1);  // before the fix: 1 (the create table)
+  REQUIRE(stats.transactions);
+  CHECK(stats.transactions->total == 11);
+  CHECK(stats.transactions->error_count == 0);
+  // The session a recorded fn gets still reaches the adapter's own members.
+  dbg.transaction([](auto& tx) { CHECK(tx->is_open()); });
+}
+#endif

@@ -40,8 +40,8 @@ struct connection_stats {
   std::size_t waiting = 0;
 };
 
-/// Query figures over the period, failed queries included. Durations are ms, rounded to 2
-/// decimals; percentiles are nearest-rank.
+/// Query (or transaction) figures over the period, failed ones included. Durations are ms,
+/// rounded to 2 decimals; percentiles are nearest-rank.
 struct query_stats {
   std::size_t total = 0;
   double avg_duration = 0.0;
@@ -58,8 +58,11 @@ struct metrics_result {
   std::string period;     ///< the requested period, as given
   std::string timestamp;  ///< ISO 8601 UTC with milliseconds, e.g. "2025-01-31T12:00:00.000Z"
   std::optional<connection_stats> connections;  ///< when a pool was given
-  std::optional<query_stats> queries;           ///< absent when no entry falls in the period
+  std::optional<query_stats> queries;           ///< statements; absent when none falls in the period
   std::vector<std::string> recommendations;
+  /// Whole `transaction(fn)` calls (BEGIN to COMMIT/ROLLBACK), apart from their statements, which
+  /// `queries` counts; absent when none falls in the period.
+  std::optional<query_stats> transactions;
 };
 
 /// Parses a period such as "30s", "5m", "1h", "1d" or "500ms"; throws `std::invalid_argument`
@@ -199,11 +202,22 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
     samples = db.query_samples(since);
   } else {
     for (const auto& m : db.query_metrics()) {
-      if (m.timestamp >= since) samples.push_back(query_sample{m.duration, m.failed});
+      if (m.timestamp >= since) samples.push_back(query_sample{m.duration, m.failed, m.transaction, m.error});
     }
   }
+  // Whole transactions are reported apart: counting them with their own statements would count
+  // the same work twice.
+  std::vector<query_sample> transactions;
+  const auto first_transaction = std::stable_partition(samples.begin(), samples.end(),
+                                                       [](const query_sample& q) { return !q.transaction; });
+  transactions.assign(first_transaction, samples.end());
+  samples.erase(first_transaction, samples.end());
 
   const double threshold = static_cast<double>(options.slow_query_threshold.count());
+  if (!transactions.empty()) {
+    double unused = 0.0;
+    result.transactions = detail::compute_query_stats(transactions, threshold, unused);
+  }
   if (!samples.empty()) {
     double avg = 0.0;
     result.queries = detail::compute_query_stats(samples, threshold, avg);
