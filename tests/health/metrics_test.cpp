@@ -606,3 +606,73 @@ TEST_CASE("with_debug on SQLite counts the writes made inside transactions", "[h
   dbg.transaction([](auto& tx) { CHECK(tx->is_open()); });
 }
 #endif
+
+// ---------------------------------------------------------------- recommendation codes
+
+TEST_CASE("every recommendation carries a machine-readable code, in the order of the texts", "[health]") {
+  timed_fixture f;
+  fake_pool pool;
+  pool.metrics = {10, 1, 9, 0, 10};
+  for (int i = 0; i < 5; ++i) f.run(150ms);  // all slow, average above half the threshold
+  health::get_metrics_options o;
+  o.pool = infra::pool::create_metrics_pool(pool);
+  const auto r = health::get_metrics(f.dbg, o);
+  REQUIRE(r.recommendation_details.size() == 3);
+  CHECK(r.recommendation_details[0].code == health::recommendation_code::slow_queries);
+  CHECK(r.recommendation_details[1].code == health::recommendation_code::slow_average);
+  CHECK(r.recommendation_details[2].code == health::recommendation_code::pool_utilization_high);
+  REQUIRE(r.recommendations.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(r.recommendations[i] == r.recommendation_details[i].message);
+  CHECK(health::to_string(health::recommendation_code::slow_queries) == "slow_queries");
+  CHECK(health::to_string(health::recommendation_code::slow_average) == "slow_average");
+  CHECK(health::to_string(health::recommendation_code::pool_utilization_high) == "pool_utilization_high");
+  CHECK(health::to_string(health::recommendation_code::database_bottleneck) == "database_bottleneck");
+}
+
+TEST_CASE("a full pool while queries time out is the database's fault, not the pool size", "[health]") {
+  // A paused server: every connection leased, callers waiting, statements timing out.
+  fake_database db;
+  auto dbg = health::with_debug(db);
+  fake_pool pool;
+  pool.metrics = {10, 0, 10, 6, 10};
+  health::get_metrics_options o;
+  o.pool = infra::pool::create_metrics_pool(pool);
+  auto codes = [](const health::metrics_result& r) {
+    std::vector<health::recommendation_code> out;
+    for (const auto& d : r.recommendation_details) out.push_back(d.code);
+    return out;
+  };
+  dbg.execute("select 1");
+  CHECK(codes(health::get_metrics(dbg, o)) ==
+        std::vector<health::recommendation_code>{health::recommendation_code::pool_utilization_high});
+
+  SECTION("statement timeouts in the period") {
+    for (infra::errc code : {infra::errc::timeout, infra::errc::connection_lost}) {
+      db.fail_next(code);
+      CHECK_THROWS(dbg.execute("insert into orders values (1)"));
+    }
+    const auto r = health::get_metrics(dbg, o);
+    CHECK(codes(r) == std::vector<health::recommendation_code>{health::recommendation_code::database_bottleneck});
+    REQUIRE(r.recommendations.size() == 1);
+    CHECK(r.recommendations[0].find("Consider increasing the pool size") == std::string::npos);
+    CHECK(r.recommendations[0].find("(100.0%)") != std::string::npos);
+    CHECK(r.recommendations[0].find("2 queries timed out or lost the database") != std::string::npos);
+  }
+  SECTION("an unhealthy health check") {
+    health::health_check_result unhealthy;
+    unhealthy.status = health::health_status::unhealthy;
+    o.health_check = unhealthy;
+    const auto r = health::get_metrics(dbg, o);
+    CHECK(codes(r) == std::vector<health::recommendation_code>{health::recommendation_code::database_bottleneck});
+    CHECK(r.recommendations[0].find("the last health check was unhealthy") != std::string::npos);
+  }
+  SECTION("a healthy check and errors of the statements themselves keep the pool advice") {
+    health::health_check_result healthy;
+    healthy.status = health::health_status::healthy;
+    o.health_check = healthy;
+    db.fail_next(infra::errc::constraint_violation);
+    CHECK_THROWS(dbg.execute("insert into orders values (1)"));
+    CHECK(codes(health::get_metrics(dbg, o)) ==
+          std::vector<health::recommendation_code>{health::recommendation_code::pool_utilization_high});
+  }
+}
