@@ -17,6 +17,12 @@ foreach(component IN LISTS KYSERA_INFRA_COMPONENTS)
     DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
 endforeach()
 
+foreach(component IN LISTS KYSERA_INFRA_EXTRA_COMPONENTS)
+  install(TARGETS kysera-infra-${component} EXPORT kysera-infra-${component}-targets COMPONENT development)
+  install(EXPORT kysera-infra-${component}-targets NAMESPACE kysera::
+    DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
+endforeach()
+
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/kysera-infraConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/kysera-infraConfig.cmake"
   INSTALL_DESTINATION "${KYSERA_INFRA_CMAKE_DIR}")
