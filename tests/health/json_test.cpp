@@ -21,7 +21,8 @@ std::chrono::system_clock::time_point sample_time() {
 TEST_CASE("to_json names every field after the TypeScript field, in snake_case", "[health]") {
   health::health_check_result r;
   r.status = health::health_status::degraded;
-  r.checks.push_back({"Database Connection", health::health_status::degraded, "Connected successfully (123.40 ms)"});
+  r.checks.push_back({"Database Connection", health::health_status::degraded,
+                      "Connected successfully (123.40 ms)"});
   r.metrics.check_latency = 123.4;
   r.metrics.pool_metrics = kysera::infra::pool::pool_metrics{3, 1, 2, 4, 8};
   r.metrics.database_version = "PostgreSQL 15.8";
@@ -47,18 +48,21 @@ TEST_CASE("to_json leaves out absent figures and lists the errors of a failure",
   r.errors.push_back("refused");
   r.timestamp = sample_time();
   CHECK(health::to_json(r) ==
-        "{\"status\":\"unhealthy\",\"checks\":[{\"name\":\"Database Connection\",\"status\":\"unhealthy\","
+        "{\"status\":\"unhealthy\",\"checks\":[{\"name\":\"Database "
+        "Connection\",\"status\":\"unhealthy\","
         "\"message\":\"refused\"}],\"errors\":[\"refused\"],\"metrics\":{},"
         "\"timestamp\":\"2025-01-31T12:00:00.250Z\"}");
 }
 
-TEST_CASE("to_json escapes quotes, backslashes and control characters and keeps UTF-8", "[health]") {
+TEST_CASE("to_json escapes quotes, backslashes and control characters and keeps UTF-8",
+          "[health]") {
   health::health_check_result r;
   r.errors.push_back("say \"hi\"\\ now\nnext\tline\x01 caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
   r.timestamp = sample_time();
   const std::string json = health::to_json(r);
-  CHECK(json.find(R"("errors":["say \"hi\"\\ now\nnext\tline\u0001 caf)" "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" R"("])") !=
-        std::string::npos);
+  CHECK(json.find(R"("errors":["say \"hi\"\\ now\nnext\tline\u0001 caf)"
+                  "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"
+                  R"("])") != std::string::npos);
 }
 
 TEST_CASE("to_json replaces bytes that are not UTF-8, so the output stays valid JSON", "[health]") {
@@ -67,6 +71,7 @@ TEST_CASE("to_json replaces bytes that are not UTF-8, so the output stays valid 
   r.errors.push_back(std::string("caf\xe9 \x80 \xe2\x82 \xc0\xaf \xed\xa0\x80 ok"));
   r.timestamp = sample_time();
   const std::string json = health::to_json(r);
-  CHECK(json.find(R"("errors":["caf\ufffd \ufffd \ufffd\ufffd \ufffd\ufffd \ufffd\ufffd\ufffd ok"])") !=
+  CHECK(json.find(
+            R"("errors":["caf\ufffd \ufffd \ufffd\ufffd \ufffd\ufffd \ufffd\ufffd\ufffd ok"])") !=
         std::string::npos);
 }

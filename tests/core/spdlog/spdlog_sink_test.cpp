@@ -35,7 +35,8 @@ TEST_CASE("spdlog_logger writes every level to the spdlog logger", "[core]") {
   log.warn("w {} not a format");
   log.error("e");
   log.fatal("f");
-  CHECK(f.out.str() == "trace|t\ndebug|d\ninfo|i\nwarning|w {} not a format\nerror|e\ncritical|f\n");
+  CHECK(f.out.str() ==
+        "trace|t\ndebug|d\ninfo|i\nwarning|w {} not a format\nerror|e\ncritical|f\n");
 }
 
 TEST_CASE("spdlog's own level decides what the spdlog sink writes", "[core]") {
@@ -52,7 +53,8 @@ TEST_CASE("as the default logger, the spdlog sink receives the library's message
   infra::spdlog_logger log(f.target);
   infra::logger* previous = infra::set_default_logger(&log);
   infra::resilience::circuit_breaker breaker(
-      {.threshold = 1, .reset_time = std::chrono::seconds(60),
+      {.threshold = 1,
+       .reset_time = std::chrono::seconds(60),
        .on_state_change = [](infra::resilience::circuit_state, infra::resilience::circuit_state) {
          throw std::runtime_error("callback bug");
        }});

@@ -31,13 +31,27 @@ inline void append_json_string(std::string& out, std::string_view text) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
           if (c < 0x20 || c == 0x7f) {
             char buffer[8];
@@ -84,7 +98,8 @@ inline void append_json_string(std::string& out, std::string_view text) {
   out += '"';
 }
 
-inline void append_json_count(std::string& out, std::string_view name, std::size_t value, bool comma) {
+inline void append_json_count(std::string& out, std::string_view name, std::size_t value,
+                              bool comma) {
   if (comma) out += ',';
   append_json_string(out, name);
   out += ':';
@@ -96,9 +111,8 @@ inline void append_json_count(std::string& out, std::string_view name, std::size
 /// One line of JSON (no trailing newline) for `r`, fields in the TypeScript order:
 ///
 ///     {"status":"healthy",
-///      "checks":[{"name":"Database Connection","status":"healthy","message":"Connected successfully (0.42 ms)"}],
-///      "errors":[],
-///      "metrics":{"check_latency":0.42,
+///      "checks":[{"name":"Database Connection","status":"healthy","message":"Connected
+///      successfully (0.42 ms)"}], "errors":[], "metrics":{"check_latency":0.42,
 ///                 "pool_metrics":{"total_connections":2,"active_connections":1,"idle_connections":1,
 ///                                 "waiting_requests":0,"max_connections":8},
 ///                 "database_version":"PostgreSQL 15.8 ..."},

@@ -34,12 +34,18 @@ class spdlog_logger final : public logger {
 
   static constexpr spdlog::level::level_enum to_spdlog(log_level level) noexcept {
     switch (level) {
-      case log_level::trace: return spdlog::level::trace;
-      case log_level::debug: return spdlog::level::debug;
-      case log_level::info: return spdlog::level::info;
-      case log_level::warn: return spdlog::level::warn;
-      case log_level::error: return spdlog::level::err;
-      case log_level::fatal: return spdlog::level::critical;
+      case log_level::trace:
+        return spdlog::level::trace;
+      case log_level::debug:
+        return spdlog::level::debug;
+      case log_level::info:
+        return spdlog::level::info;
+      case log_level::warn:
+        return spdlog::level::warn;
+      case log_level::error:
+        return spdlog::level::err;
+      case log_level::fatal:
+        return spdlog::level::critical;
     }
     return spdlog::level::err;
   }
