@@ -1,18 +1,26 @@
 # Install rules: headers, exported targets, package config with components, pkg-config file.
+# They form the install component `development`; the kysera-check tool is the component `tools`
+# (examples/CMakeLists.txt), so `cmake --install build --component development` skips it.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(KYSERA_INFRA_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/kysera-infra/cmake"
   CACHE STRING "Where the CMake package files are installed (relative to the prefix)")
 
-install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT development)
 
-install(TARGETS kysera-infra EXPORT kysera-infra-targets)
-install(EXPORT kysera-infra-targets NAMESPACE kysera:: DESTINATION "${KYSERA_INFRA_CMAKE_DIR}")
+install(TARGETS kysera-infra EXPORT kysera-infra-targets COMPONENT development)
+install(EXPORT kysera-infra-targets NAMESPACE kysera:: DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
 foreach(component IN LISTS KYSERA_INFRA_COMPONENTS)
-  install(TARGETS kysera-infra-${component} EXPORT kysera-infra-${component}-targets)
+  install(TARGETS kysera-infra-${component} EXPORT kysera-infra-${component}-targets COMPONENT development)
   install(EXPORT kysera-infra-${component}-targets NAMESPACE kysera::
-    DESTINATION "${KYSERA_INFRA_CMAKE_DIR}")
+    DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
+endforeach()
+
+foreach(component IN LISTS KYSERA_INFRA_EXTRA_COMPONENTS)
+  install(TARGETS kysera-infra-${component} EXPORT kysera-infra-${component}-targets COMPONENT development)
+  install(EXPORT kysera-infra-${component}-targets NAMESPACE kysera::
+    DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
 endforeach()
 
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/kysera-infraConfig.cmake.in"
@@ -24,7 +32,7 @@ install(FILES
   "${PROJECT_BINARY_DIR}/kysera-infraConfig.cmake"
   "${PROJECT_BINARY_DIR}/kysera-infraConfigVersion.cmake"
   "${PROJECT_SOURCE_DIR}/cmake/kysera-infra-drivers.cmake"
-  DESTINATION "${KYSERA_INFRA_CMAKE_DIR}")
+  DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
 
 configure_file("${PROJECT_SOURCE_DIR}/cmake/kysera-infra.pc.in" "${PROJECT_BINARY_DIR}/kysera-infra.pc" @ONLY)
-install(FILES "${PROJECT_BINARY_DIR}/kysera-infra.pc" DESTINATION "${CMAKE_INSTALL_DATADIR}/pkgconfig")
+install(FILES "${PROJECT_BINARY_DIR}/kysera-infra.pc" DESTINATION "${CMAKE_INSTALL_DATADIR}/pkgconfig" COMPONENT development)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks kysera-check's exit statuses: check_exit_codes.sh <kysera-check> <unhealthy|usage>
+# Checks kysera-check's exit statuses: check_exit_codes.sh <kysera-check> <unhealthy|usage|missing-sqlite>
 set -u
 bin=$1
 case "$2" in
@@ -23,5 +23,28 @@ case "$2" in
     [ $rc -eq 64 ] || { echo "unknown option: expected 64, got $rc"; exit 1; }
     "$bin" a://x b://y 2> err.txt; rc=$?
     [ $rc -eq 64 ] || { echo "two URLs: expected 64, got $rc"; exit 1; }
+    "$bin" "sqlite://$PWD/x.db?mode=rwc" 2> err.txt; rc=$?
+    [ $rc -eq 64 ] || { echo "mode=rwc: expected 64, got $rc"; exit 1; }
+    [ ! -e x.db ] || { echo "mode=rwc created x.db"; exit 1; }
     echo "ok-64" ;;
+  missing-sqlite)
+    # A typo in a SQLite path: unhealthy (2), a message that says so, and no file left behind.
+    rm -f "$PWD/no-such-typo.db"
+    "$bin" "sqlite://$PWD/no-such-typo.db" > out.txt 2>&1; rc=$?
+    cat out.txt
+    [ $rc -eq 2 ] || { echo "expected status 2, got $rc"; exit 1; }
+    grep -q "does not exist" out.txt || { echo "no 'does not exist' in the report"; exit 1; }
+    [ ! -e "$PWD/no-such-typo.db" ] || { echo "the probe created the database file"; exit 1; }
+    "$bin" "sqlite://$PWD/no-such-typo.db" --json > out.json 2>&1; rc=$?
+    [ $rc -eq 2 ] || { echo "--json: expected status 2, got $rc"; exit 1; }
+    [ ! -e "$PWD/no-such-typo.db" ] || { echo "the --json probe created the database file"; exit 1; }
+    if command -v python3 > /dev/null; then
+      python3 -c 'import json,sys; r=json.load(open("out.json")); assert r["status"]=="unhealthy", r' ||
+        { echo "--json output is not the expected JSON"; cat out.json; exit 1; }
+    fi
+    # A file that exists is probed as usual (and left as it was).
+    printf '' > "$PWD/empty.db"
+    "$bin" "sqlite://$PWD/empty.db" > out.txt 2>&1; rc=$?
+    [ $rc -le 1 ] || { cat out.txt; echo "existing file: expected healthy or degraded, got $rc"; exit 1; }
+    echo "ok-missing" ;;
 esac

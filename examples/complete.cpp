@@ -72,6 +72,7 @@ int run(const std::string& url, std::chrono::seconds work_time) {
   retry.max_attempts = 3;
   retry.delay = 50ms;
   retry.max_delay = 500ms;
+  retry.wait_for_circuit = true;  // an open circuit: wait (up to max_delay) for its next probe
   retry.on_retry = [](int attempt, const std::exception& e) {
     std::printf("retry: attempt %d failed: %s\n", attempt, e.what());
   };
@@ -106,15 +107,16 @@ int run(const std::string& url, std::chrono::seconds work_time) {
   while (std::chrono::steady_clock::now() < deadline && !controller.is_shutting_down()) {
     ++id;
     try {
-      breaker.execute([&] {
-        return infra::resilience::with_retry(
-            [&] {
+      // The recommended nesting: the breaker inside the retry, so it sees every attempt.
+      infra::resilience::with_retry(
+          [&] {
+            breaker.execute([&] {
               db.execute("INSERT INTO kysera_demo_events (id, note) VALUES (" + std::to_string(id) +
                          ", 'event')");
               db.execute("SELECT COUNT(*) FROM kysera_demo_events");
-            },
-            retry);
-      });
+            });
+          },
+          retry);
     } catch (const std::exception& e) {
       ++failed;
       std::printf("query failed: %s\n", e.what());

@@ -3,12 +3,14 @@
 //   kysera-check URL [--json] [--timeout 2s] [--verbose]
 //
 // Runs perform_health_check against URL (sqlite://..., postgres://..., mysql://...) and prints a
-// report (or JSON). Exit status: 0 healthy, 1 degraded, 2 unhealthy, 64 usage error.
+// report (or JSON, written by health::to_json). Exit status: 0 healthy, 1 degraded, 2 unhealthy,
+// 64 usage error. A probe never creates anything: a SQLite file that does not exist is
+// reported as unhealthy, not created.
 #include <kysera/infra.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <ctime>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +26,7 @@ constexpr int exit_usage = 64;
 const char* usage_text =
     "usage: kysera-check URL [--json] [--timeout DURATION] [--verbose]\n"
     "  URL          sqlite:///path/to.db | postgres://user:pass@host:port/db | mysql://user:pass@host:port/db\n"
+    "               (a SQLite file that does not exist is unhealthy; it is never created)\n"
     "  --json       print the result as JSON\n"
     "  --timeout D  bound on the check, e.g. 500ms, 2s, 1m (default 5s)\n"
     "  --verbose    include the server version\n"
@@ -43,63 +46,6 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (unit == "s" || unit.empty()) return std::chrono::milliseconds(value * 1000);
   if (unit == "m") return std::chrono::milliseconds(value * 60'000);
   return std::nullopt;
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
-std::string iso_time(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-void print_json(const health::health_check_result& r) {
-  std::printf("{\"status\":\"%s\",\"timestamp\":\"%s\",\"checks\":[",
-              std::string(health::to_string(r.status)).c_str(), iso_time(r.timestamp).c_str());
-  for (std::size_t i = 0; i < r.checks.size(); ++i) {
-    const auto& c = r.checks[i];
-    std::printf("%s{\"name\":\"%s\",\"status\":\"%s\",\"message\":\"%s\"}", i ? "," : "",
-                json_escape(c.name).c_str(), std::string(health::to_string(c.status)).c_str(),
-                json_escape(c.message).c_str());
-  }
-  std::printf("],\"errors\":[");
-  for (std::size_t i = 0; i < r.errors.size(); ++i) {
-    std::printf("%s\"%s\"", i ? "," : "", json_escape(r.errors[i]).c_str());
-  }
-  std::printf("],\"metrics\":{");
-  bool first = true;
-  if (r.metrics.check_latency) {
-    std::printf("\"check_latency_ms\":%.2f", *r.metrics.check_latency);
-    first = false;
-  }
-  if (r.metrics.database_version) {
-    std::printf("%s\"database_version\":\"%s\"", first ? "" : ",",
-                json_escape(*r.metrics.database_version).c_str());
-  }
-  std::printf("}}\n");
 }
 
 void print_text(const std::string& target, const health::health_check_result& r) {
@@ -123,24 +69,59 @@ int exit_code(health::health_status s) {
 }
 
 // A connection that cannot even be opened is reported as an unhealthy check, like any failure.
-health::health_check_result open_failure(const std::exception& e) {
+health::health_check_result open_failure(const std::string& message) {
   health::health_check_result r{};
   r.status = health::health_status::unhealthy;
-  r.checks.push_back({"Database Connection", health::health_status::unhealthy, e.what()});
-  r.errors.emplace_back(e.what());
+  r.checks.push_back({"Database Connection", health::health_status::unhealthy, message});
+  r.errors.push_back(message);
   r.timestamp = std::chrono::system_clock::now();
   return r;
 }
 
-template <class Connection>
-health::health_check_result check(const std::string& url, const health::health_check_options& options) {
+template <class Connection, class... ConnectionOptions>
+health::health_check_result check(const std::string& url, const health::health_check_options& options,
+                                  ConnectionOptions... connection_options) {
   try {
-    Connection db(url);
+    Connection db(url, connection_options...);
     return health::perform_health_check(db, options);
   } catch (const std::exception& e) {
-    return open_failure(e);
+    return open_failure(e.what());
   }
 }
+
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+// The file a plain sqlite:///path or sqlite://relative/path URL names, for the message about a
+// missing file; empty for the other forms (memory, %-escapes), which keep the adapter's message.
+std::string sqlite_file(std::string_view url) {
+  constexpr std::string_view prefix = "sqlite://";
+  if (url.substr(0, prefix.size()) != prefix) return {};
+  std::string_view path = url.substr(prefix.size());
+  path = path.substr(0, path.find('?'));
+  if (path.empty() || path == ":memory:" || path.find('%') != std::string_view::npos) return {};
+  return std::string(path);
+}
+
+// Opens without SQLITE_OPEN_CREATE: a typo in the path must not leave an empty database behind
+// and report it healthy.
+health::health_check_result check_sqlite(const std::string& url, const health::health_check_options& options) {
+  infra::sqlite::connection_options no_create;
+  no_create.create = false;
+  health::health_check_result r = check<infra::sqlite::connection>(url, options, no_create);
+  const std::string file = sqlite_file(url);
+  std::error_code ec;
+  if (r.status == health::health_status::unhealthy && !file.empty() &&
+      !std::filesystem::exists(file, ec) && !ec) {
+    r = open_failure("SQLite database file '" + file +
+                     "' does not exist (kysera-check never creates a database; check the path)");
+  }
+  return r;
+}
+
+bool asks_to_create(std::string_view url) {
+  const auto query = url.find('?');
+  return query != std::string_view::npos && url.substr(query).find("mode=rwc") != std::string_view::npos;
+}
+#endif
 
 }  // namespace
 
@@ -187,7 +168,13 @@ int main(int argc, char** argv) {
   std::string scheme = url.substr(0, url.find(':'));
   std::optional<health::health_check_result> result;
 #if defined(KYSERA_INFRA_HAS_SQLITE)
-  if (scheme == "sqlite") result = check<infra::sqlite::connection>(url, options);
+  if (scheme == "sqlite") {
+    if (asks_to_create(url)) {
+      std::fprintf(stderr, "kysera-check: a probe never creates a database; drop mode=rwc from the URL\n");
+      return exit_usage;
+    }
+    result = check_sqlite(url, options);
+  }
 #endif
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
   if (scheme == "postgres" || scheme == "postgresql") result = check<infra::postgres::connection>(url, options);
@@ -201,7 +188,7 @@ int main(int argc, char** argv) {
   }
   std::string target = scheme + " database";
   if (json) {
-    print_json(*result);
+    std::printf("%s\n", health::to_json(*result).c_str());
   } else {
     print_text(target, *result);
   }

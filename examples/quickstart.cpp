@@ -52,13 +52,15 @@ int main(int argc, char** argv) {
   infra::resilience::retry_options retry;
   retry.max_attempts = 3;
   retry.delay = 100ms;
-  auto count = breaker.execute([&] {
-    return infra::resilience::with_retry([&] {
+  retry.wait_for_circuit = true;  // an open circuit: wait for its next probe, not give up
+  // The breaker inside the retry (the recommended nesting): it counts every attempt.
+  auto count = infra::resilience::with_retry([&] {
+    return breaker.execute([&] {
       db.execute("CREATE TABLE IF NOT EXISTS visits (at TEXT)");
       db.execute("INSERT INTO visits VALUES (datetime('now'))");
       return db.execute("SELECT COUNT(*) FROM visits").at(0, 0).value_or("0");
-    }, retry);
-  });
+    });
+  }, retry);
   std::printf("visits so far: %s\n", count.c_str());
 
   auto m = metrics.get_metrics();

@@ -35,7 +35,7 @@ foreach(backend IN LISTS KYSERA_INFRA_COMPONENTS)
     FAIL "Secret")
   kysera_example_test("kysera-check json on ${backend}" BACKEND ${backend}
     COMMAND $<TARGET_FILE:kysera-check> ${backend} ${work}/check-${backend} {URL} --json
-    PASS "^.\"status\":\"(healthy|degraded)\",.*\"checks\":..\"name\":\"Database Connection\".*\"metrics\":.\"check_latency_ms\":[0-9.]+.."
+    PASS "^.\"status\":\"(healthy|degraded)\",\"checks\":..\"name\":\"Database Connection\".*\"metrics\":.\"check_latency\":[0-9.]+.,\"timestamp\":\"[0-9-]+T[0-9:.]+Z\"}"
     FAIL "Secret")
 endforeach()
 # Exit statuses: unhealthy is 2, bad usage is 64, --help is 0.
@@ -44,9 +44,20 @@ if("postgres" IN_LIST KYSERA_INFRA_COMPONENTS)
     COMMAND bash none ${work}/misc ${CMAKE_CURRENT_SOURCE_DIR}/check_exit_codes.sh $<TARGET_FILE:kysera-check> unhealthy
     PASS "ok-2")
 endif()
+if("sqlite" IN_LIST KYSERA_INFRA_COMPONENTS)
+  kysera_example_test("kysera-check never creates a sqlite database" BACKEND none
+    COMMAND bash none ${work}/missing ${CMAKE_CURRENT_SOURCE_DIR}/check_exit_codes.sh $<TARGET_FILE:kysera-check> missing-sqlite
+    PASS "ok-missing")
+endif()
 kysera_example_test("kysera-check bad arguments exit 64" BACKEND none
   COMMAND bash none ${work}/misc ${CMAKE_CURRENT_SOURCE_DIR}/check_exit_codes.sh $<TARGET_FILE:kysera-check> usage
   PASS "ok-64")
 kysera_example_test("kysera-check help" BACKEND none
   COMMAND $<TARGET_FILE:kysera-check> none ${work}/misc --help
   PASS "usage: kysera-check URL")
+# `cmake --install` puts kysera-check into bin/ as the component `tools`; `development` leaves it out.
+if(KYSERA_INFRA_INSTALL AND KYSERA_INFRA_INSTALL_TOOLS)
+  kysera_example_test("kysera-check is installed into bin as the component tools" BACKEND none
+    COMMAND bash none ${work}/install ${CMAKE_CURRENT_SOURCE_DIR}/check_install.sh ${PROJECT_BINARY_DIR}
+    PASS "ok-install")
+endif()

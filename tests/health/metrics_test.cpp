@@ -6,6 +6,11 @@
 #include "health/support_health.hpp"
 
 #include <kysera/infra/health.hpp>
+#include <kysera/infra/resilience/transaction_retry.hpp>
+
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+#include <kysera/infra/adapters/sqlite.hpp>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -103,7 +108,11 @@ TEST_CASE("with_debug models database and forwards the capabilities the database
   CHECK(dbg.close_for(1s));
   dbg.ping();
   dbg.cancel();
-  CHECK(dbg.query_metrics().size() == 1);  // only execute() is recorded
+  // execute(), and the transaction as a whole; `fn` named the session type, so it got the
+  // session itself and its statement is not recorded on its own. ping/cancel/... are not recorded.
+  REQUIRE(dbg.query_metrics().size() == 2);
+  CHECK_FALSE(dbg.query_metrics()[0].transaction);
+  CHECK(dbg.query_metrics()[1].transaction);
   CHECK(&dbg.underlying() == &db);
 }
 
@@ -470,4 +479,200 @@ TEST_CASE("a with_debug wrapper around a pool is itself a metrics pool", "[healt
   auto plain = health::with_debug(db);
   STATIC_REQUIRE_FALSE(infra::pool::pool_with_metrics<decltype(plain)>);
   CHECK_FALSE(infra::pool::is_metrics_pool(plain));
+}
+
+// ---------------------------------------------------------------- statements inside transaction(fn)
+
+namespace {
+/// A fake with transaction(fn): BEGIN/COMMIT/ROLLBACK go to the fake directly (as an adapter's do),
+/// `fn` gets the fake itself as its session.
+struct tx_fake {
+  fake_database inner;
+  void execute(std::string_view sql) { inner.execute(sql); }
+  void close() { inner.close(); }
+  template <class F>
+  std::invoke_result_t<F&, fake_database&> transaction(F&& fn) {
+    inner.execute("BEGIN");
+    try {
+      if constexpr (std::is_void_v<std::invoke_result_t<F&, fake_database&>>) {
+        fn(inner);
+        inner.execute("COMMIT");
+      } else {
+        auto r = fn(inner);
+        inner.execute("COMMIT");
+        return r;
+      }
+    } catch (...) {
+      inner.execute("ROLLBACK");
+      throw;
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("with_debug records every statement inside transaction(fn) and the transaction as a whole", "[health]") {
+  manual_clock::reset();
+  tx_fake db;
+  auto dbg = health::with_debug<manual_clock>(db);
+  dbg.execute("select 1");
+  db.inner.on_next([] {});                                   // BEGIN
+  db.inner.on_next([] { manual_clock::advance(3ms); });      // the first insert takes 3 ms
+  db.inner.on_next([] { manual_clock::advance(2ms); });      // the second 2 ms
+  const int n = dbg.transaction([](auto& tx) {
+    tx.execute("insert into orders values (1)");
+    tx.execute("insert into order_lines values (1, 1)");
+    manual_clock::advance(1ms);                              // fn's own work between statements
+    return 2;
+  });
+  CHECK(n == 2);
+  CHECK(db.inner.executed() == std::vector<std::string>{"select 1", "BEGIN", "insert into orders values (1)",
+                                                        "insert into order_lines values (1, 1)", "COMMIT"});
+  const auto m = dbg.query_metrics();
+  REQUIRE(m.size() == 4);
+  CHECK(m[1].sql == "insert into orders values (1)");
+  CHECK(m[1].duration == 3.0);
+  CHECK_FALSE(m[1].transaction);
+  CHECK(m[2].sql == "insert into order_lines values (1, 1)");
+  CHECK(m[2].duration == 2.0);
+  CHECK(m[3].sql == "TRANSACTION");
+  CHECK(m[3].transaction);
+  CHECK(m[3].duration == 6.0);  // BEGIN to COMMIT
+  CHECK_FALSE(m[3].failed);
+
+  const auto stats = health::get_metrics(dbg);
+  REQUIRE(stats.queries);
+  CHECK(stats.queries->total == 3);  // the statements, written ones included; not the transaction
+  CHECK(stats.queries->max_duration == 3.0);
+  REQUIRE(stats.transactions);
+  CHECK(stats.transactions->total == 1);
+  CHECK(stats.transactions->avg_duration == 6.0);
+}
+
+TEST_CASE("a failing statement inside a transaction is recorded failed, with its code, and so is the transaction", "[health]") {
+  tx_fake db;
+  auto dbg = health::with_debug(db);
+  db.inner.on_next([] {});  // BEGIN succeeds, then the insert fails
+  db.inner.fail_next(infra::errc::constraint_violation, "duplicate key");
+  CHECK_THROWS_AS(dbg.transaction([](auto& tx) { tx.execute("insert into orders values (1)"); }),
+                  infra::database_error);
+  const auto m = dbg.query_metrics();
+  REQUIRE(m.size() == 2);
+  CHECK(m[0].failed);
+  CHECK(m[0].error == infra::errc::constraint_violation);
+  CHECK(m[1].transaction);
+  CHECK(m[1].failed);
+  CHECK(m[1].error == infra::errc::constraint_violation);
+  const auto stats = health::get_metrics(dbg);
+  CHECK(stats.queries->error_count == 1);
+  CHECK(stats.transactions->error_count == 1);
+}
+
+TEST_CASE("with_transaction_retry through with_debug records every attempt's statements", "[health]") {
+  tx_fake db;
+  auto dbg = health::with_debug(db);
+  int runs = 0;
+  kysera::infra::resilience::with_transaction_retry(
+      dbg,
+      [&](auto& tx) {
+        tx.execute("update stock set n = n - 1");
+        if (++runs == 1) throw infra::database_error(infra::errc::serialization_failure, "retry me", "fake");
+      },
+      {.sleep = [](std::chrono::milliseconds) {}});
+  const auto stats = health::get_metrics(dbg);
+  CHECK(stats.queries->total == 2);
+  CHECK(stats.transactions->total == 2);
+  CHECK(stats.transactions->error_count == 1);
+}
+
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+TEST_CASE("with_debug on SQLite counts the writes made inside transactions", "[health][sqlite]") {
+  infra::sqlite::connection db(":memory:");
+  auto dbg = health::with_debug(db);
+  dbg.execute("create table orders (id integer primary key, item text)");
+  for (int t = 0; t < 10; ++t) {
+    dbg.transaction([&](auto& tx) {
+      for (int i = 0; i < 5; ++i) tx.execute("insert into orders(item) values ('x')");
+    });
+  }
+  auto count = dbg.transaction([](auto& tx) { return tx.execute("select count(*) from orders").at(0, 0); });
+  CHECK(count == std::optional<std::string>("50"));
+  const auto stats = health::get_metrics(dbg);
+  REQUIRE(stats.queries);
+  CHECK(stats.queries->total == 1 + 50 + 1);  // before the fix: 1 (the create table)
+  REQUIRE(stats.transactions);
+  CHECK(stats.transactions->total == 11);
+  CHECK(stats.transactions->error_count == 0);
+  // The session a recorded fn gets still reaches the adapter's own members.
+  dbg.transaction([](auto& tx) { CHECK(tx->is_open()); });
+}
+#endif
+
+// ---------------------------------------------------------------- recommendation codes
+
+TEST_CASE("every recommendation carries a machine-readable code, in the order of the texts", "[health]") {
+  timed_fixture f;
+  fake_pool pool;
+  pool.metrics = {10, 1, 9, 0, 10};
+  for (int i = 0; i < 5; ++i) f.run(150ms);  // all slow, average above half the threshold
+  health::get_metrics_options o;
+  o.pool = infra::pool::create_metrics_pool(pool);
+  const auto r = health::get_metrics(f.dbg, o);
+  REQUIRE(r.recommendation_details.size() == 3);
+  CHECK(r.recommendation_details[0].code == health::recommendation_code::slow_queries);
+  CHECK(r.recommendation_details[1].code == health::recommendation_code::slow_average);
+  CHECK(r.recommendation_details[2].code == health::recommendation_code::pool_utilization_high);
+  REQUIRE(r.recommendations.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(r.recommendations[i] == r.recommendation_details[i].message);
+  CHECK(health::to_string(health::recommendation_code::slow_queries) == "slow_queries");
+  CHECK(health::to_string(health::recommendation_code::slow_average) == "slow_average");
+  CHECK(health::to_string(health::recommendation_code::pool_utilization_high) == "pool_utilization_high");
+  CHECK(health::to_string(health::recommendation_code::database_bottleneck) == "database_bottleneck");
+}
+
+TEST_CASE("a full pool while queries time out is the database's fault, not the pool size", "[health]") {
+  // A paused server: every connection leased, callers waiting, statements timing out.
+  fake_database db;
+  auto dbg = health::with_debug(db);
+  fake_pool pool;
+  pool.metrics = {10, 0, 10, 6, 10};
+  health::get_metrics_options o;
+  o.pool = infra::pool::create_metrics_pool(pool);
+  auto codes = [](const health::metrics_result& r) {
+    std::vector<health::recommendation_code> out;
+    for (const auto& d : r.recommendation_details) out.push_back(d.code);
+    return out;
+  };
+  dbg.execute("select 1");
+  CHECK(codes(health::get_metrics(dbg, o)) ==
+        std::vector<health::recommendation_code>{health::recommendation_code::pool_utilization_high});
+
+  SECTION("statement timeouts in the period") {
+    for (infra::errc code : {infra::errc::timeout, infra::errc::connection_lost}) {
+      db.fail_next(code);
+      CHECK_THROWS(dbg.execute("insert into orders values (1)"));
+    }
+    const auto r = health::get_metrics(dbg, o);
+    CHECK(codes(r) == std::vector<health::recommendation_code>{health::recommendation_code::database_bottleneck});
+    REQUIRE(r.recommendations.size() == 1);
+    CHECK(r.recommendations[0].find("Consider increasing the pool size") == std::string::npos);
+    CHECK(r.recommendations[0].find("(100.0%)") != std::string::npos);
+    CHECK(r.recommendations[0].find("2 queries timed out or lost the database") != std::string::npos);
+  }
+  SECTION("an unhealthy health check") {
+    health::health_check_result unhealthy;
+    unhealthy.status = health::health_status::unhealthy;
+    o.health_check = unhealthy;
+    const auto r = health::get_metrics(dbg, o);
+    CHECK(codes(r) == std::vector<health::recommendation_code>{health::recommendation_code::database_bottleneck});
+    CHECK(r.recommendations[0].find("the last health check was unhealthy") != std::string::npos);
+  }
+  SECTION("a healthy check and errors of the statements themselves keep the pool advice") {
+    health::health_check_result healthy;
+    healthy.status = health::health_status::healthy;
+    o.health_check = healthy;
+    db.fail_next(infra::errc::constraint_violation);
+    CHECK_THROWS(dbg.execute("insert into orders values (1)"));
+    CHECK(codes(health::get_metrics(dbg, o)) ==
+          std::vector<health::recommendation_code>{health::recommendation_code::pool_utilization_high});
+  }
 }

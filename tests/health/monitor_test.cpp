@@ -375,3 +375,84 @@ TEST_CASE("a steady clock monitor with a huge interval sleeps and stops promptly
   CHECK(std::chrono::steady_clock::now() - start < 500ms);
   CHECK(rec.count() == 1);
 }
+
+TEST_CASE("the monitor logs an outage once, reminds at most once per interval, and logs the recovery", "[health]") {
+  manual_clock::reset();
+  fake_database db;
+  db.fail_always(infra::errc::connection_refused);
+  capture_logger log;
+  recorder rec;
+  auto o = quiet(10s, &log);
+  o.unhealthy_log_interval = 60s;
+  health::health_monitor<fake_database, manual_clock> monitor(db, o);
+  auto warnings = [&] { return log.count(infra::log_level::warn, "Health check status: unhealthy"); };
+  monitor.start(rec.callback());
+  REQUIRE(rec.wait_for(1));
+  CHECK(warnings() == 1);
+  // Five more failed checks within the minute: no new line (before: one warning per check).
+  for (std::size_t n = 2; n <= 6; ++n) {
+    manual_clock::advance(10s);
+    REQUIRE(rec.wait_for(n));
+  }
+  CHECK(warnings() == 1);
+  manual_clock::advance(10s);  // 60 s since the first line: one reminder
+  REQUIRE(rec.wait_for(7));
+  CHECK(warnings() == 2);
+  CHECK(log.count(infra::log_level::warn, "still unhealthy after 60000 ms") == 1);
+  db.clear_failures();
+  manual_clock::advance(10s);
+  REQUIRE(rec.wait_for(8));
+  CHECK(log.count(infra::log_level::info, "Health check status: healthy again (was unhealthy for 70000 ms)") == 1);
+  manual_clock::advance(10s);
+  REQUIRE(rec.wait_for(9));
+  monitor.stop();
+  CHECK(warnings() == 2);
+  CHECK(log.count(infra::log_level::info, "Health check status") == 1);  // healthy checks are quiet
+  CHECK(rec.count() == 9);  // the callback still sees every result
+}
+
+TEST_CASE("unhealthy_log_interval 0 logs every failed check and must not be negative", "[health]") {
+  manual_clock::reset();
+  fake_database db;
+  db.fail_always(infra::errc::connection_refused);
+  capture_logger log;
+  recorder rec;
+  auto o = quiet(10s, &log);
+  o.unhealthy_log_interval = 0ms;
+  {
+    health::health_monitor<fake_database, manual_clock> monitor(db, o);
+    monitor.start(rec.callback());
+    REQUIRE(rec.wait_for(1));
+    manual_clock::advance(10s);
+    REQUIRE(rec.wait_for(2));
+    monitor.stop();
+  }
+  CHECK(log.count(infra::log_level::warn, "Health check status: unhealthy") == 2);
+  o.unhealthy_log_interval = -1ms;
+  try {
+    health::health_monitor<fake_database> bad(db, o);
+    FAIL("accepted a negative unhealthy_log_interval");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("unhealthy_log_interval") != std::string::npos);
+  }
+}
+
+TEST_CASE("a monitor with a null logger logs to the process-wide default logger", "[health]") {
+  manual_clock::reset();
+  capture_logger log;
+  infra::logger* previous = infra::set_default_logger(&log);
+  fake_database db;
+  db.fail_always(infra::errc::connection_refused);
+  recorder rec;
+  health::health_monitor_options o;
+  o.interval = 10s;  // o.logger stays null
+  {
+    health::health_monitor<fake_database, manual_clock> monitor(db, o);
+    monitor.start(rec.callback());
+    REQUIRE(rec.wait_for(1));
+    monitor.stop();
+  }
+  infra::set_default_logger(previous);
+  CHECK(log.count(infra::log_level::warn, "Health check status: unhealthy") == 1);
+  CHECK(&infra::default_logger() == (previous ? previous : &infra::console_logger()));
+}

@@ -115,9 +115,10 @@ struct fake_pool {
   bool throw_on_metrics = false;
 };
 
-/// Records every message. Thread-safe through the base class.
+/// Records every message, debug and trace included. Thread-safe through the base class.
 class capture_logger final : public infra::logger {
  public:
+  capture_logger() { set_level(infra::log_level::trace); }
   std::vector<std::pair<infra::log_level, std::string>> entries() const {
     std::lock_guard lock(mutex_);
     return entries_;

@@ -83,6 +83,18 @@ TEST_CASE("create_metrics_pool accepts a user pool that specialises pool_traits"
   CHECK(handle.get_metrics() == metrics(0, 0, 0, 0, 8));
 }
 
+TEST_CASE("a metrics_pool handle is itself a metrics pool", "[pool]") {
+  // Like the TypeScript type guard: anything that reports pool metrics is a metrics pool.
+  toy::toy_pool p;
+  const kp::metrics_pool handle = kp::create_metrics_pool(p);
+  CHECK(kp::is_metrics_pool(handle));
+  CHECK(kp::is_metrics_pool(kp::create_metrics_pool(p)));
+  std::optional<kp::metrics_pool> held = handle;  // as health options hold it
+  CHECK(kp::is_metrics_pool(*held));
+  // It stays a handle: create_metrics_pool is not offered a handle (it would watch the handle).
+  static_assert(!accepted_by_create_metrics_pool<kp::metrics_pool>);
+}
+
 TEST_CASE("types without pool_traits are rejected", "[pool]") {
   static_assert(!kp::pool_with_metrics<toy::unknown_pool>);
   static_assert(!kp::pool_with_metrics<int>);

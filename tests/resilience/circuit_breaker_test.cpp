@@ -948,3 +948,18 @@ TEST_CASE("the steady clock breaker with a huge reset_time rejects after opening
   b.force_open();
   CHECK(b.is_open());
 }
+
+TEST_CASE("a breaker without a logger reports a throwing on_state_change to the default logger", "[resilience]") {
+  std::vector<std::string> seen;
+  auto mine = kysera::infra::make_logger([&](kysera::infra::log_level, std::string_view m) { seen.emplace_back(m); });
+  kysera::infra::logger* previous = kysera::infra::set_default_logger(&mine);
+  kysera::infra::resilience::circuit_breaker breaker(
+      {.threshold = 1, .reset_time = std::chrono::seconds(60),
+       .on_state_change = [](kysera::infra::resilience::circuit_state, kysera::infra::resilience::circuit_state) {
+         throw std::runtime_error("callback bug");
+       }});
+  breaker.force_open();
+  kysera::infra::set_default_logger(previous);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].find("on_state_change threw (ignored): callback bug") != std::string::npos);
+}

@@ -3,6 +3,7 @@
 // gets a recording sleeper.
 #include "support/catch.hpp"
 #include "support/fake_database.hpp"
+#include "support/manual_clock.hpp"
 
 #include <kysera/infra/resilience.hpp>
 
@@ -650,4 +651,171 @@ TEST_CASE("with_retry around a fake database recovers from scripted failures", "
   res::with_retry([&] { db.execute("SELECT 1"); }, {.delay = 10ms, .jitter = 0.0, .sleep = sleeper});
   CHECK(db.execute_count() == 3);
   CHECK(*sleeper.waits == std::vector<std::chrono::milliseconds>{10ms, 20ms});
+}
+
+// ---------------------------------------------------------------- issue 17: outages, breaker, give-up
+
+TEST_CASE("is_retryable_before_commit accepts the errors raised before COMMIT was sent", "[resilience]") {
+  for (errc code : {errc::serialization_failure, errc::deadlock, errc::connection_refused, errc::connection_lost,
+                    errc::too_many_connections, errc::busy}) {
+    INFO(infra::to_string(code));
+    CHECK(res::is_retryable_before_commit(db_error(code)));
+  }
+  for (errc code : {errc::outcome_unknown, errc::timeout, errc::lock_timeout, errc::constraint_violation,
+                    errc::authentication_failed, errc::query_failed, errc::circuit_open, errc::cancelled}) {
+    INFO(infra::to_string(code));
+    CHECK_FALSE(res::is_retryable_before_commit(db_error(code)));
+  }
+  CHECK_FALSE(res::is_retryable_before_commit(std::runtime_error("x")));
+}
+
+TEST_CASE("outage_retry_options reruns a transaction through a restart but never an unknown outcome", "[resilience]") {
+  const res::transaction_retry_options preset = res::outage_retry_options();
+  CHECK(preset.max_attempts == 6);
+  CHECK(preset.delay == 250ms);
+  CHECK(preset.max_delay == 5000ms);
+  CHECK(preset.wait_for_circuit);
+  for (errc code : {errc::connection_refused, errc::connection_lost, errc::too_many_connections, errc::busy}) {
+    INFO(infra::to_string(code));
+    // The default gives up on the first failure of a restart...
+    {
+      tx_database db;
+      sleep_recorder sleeper;
+      CHECK_THROWS_AS(res::with_transaction_retry(db, [&](tx_database&) { throw db_error(code); }, {.sleep = sleeper}),
+                      infra::database_error);
+      CHECK(db.transactions == 1);
+    }
+    // ...the preset reruns the whole transaction until the database is back.
+    tx_database db;
+    sleep_recorder sleeper;
+    auto o = res::outage_retry_options();
+    o.jitter = 0.0;
+    o.sleep = sleeper;
+    int runs = 0;
+    const int n = res::with_transaction_retry(
+        db,
+        [&](tx_database& tx) {
+          tx.execute("INSERT INTO orders");
+          if (++runs < 4) throw db_error(code);
+          return runs;
+        },
+        o);
+    CHECK(n == 4);
+    CHECK(db.transactions == 4);
+    CHECK(*sleeper.waits == std::vector<std::chrono::milliseconds>{250ms, 500ms, 1000ms});
+  }
+  // A COMMIT whose session broke may have committed: one attempt, never a second order.
+  tx_database db;
+  auto o = res::outage_retry_options();
+  o.sleep = sleep_recorder{};
+  CHECK_THROWS_AS(res::with_transaction_retry(db, [](tx_database&) { throw db_error(errc::outcome_unknown); }, o),
+                  infra::database_error);
+  CHECK(db.transactions == 1);
+}
+
+namespace {
+/// A sleeper that moves the manual clock instead of waiting, and records each wait.
+struct clock_sleeper {
+  std::shared_ptr<std::vector<std::chrono::milliseconds>> waits =
+      std::make_shared<std::vector<std::chrono::milliseconds>>();
+  void operator()(std::chrono::milliseconds d) const {
+    waits->push_back(d);
+    kysera::test::manual_clock::advance(d);
+  }
+};
+}  // namespace
+
+TEST_CASE("with_retry waits for the breaker's retry_after when wait_for_circuit is on", "[resilience]") {
+  kysera::test::manual_clock::reset();
+  res::basic_circuit_breaker<kysera::test::manual_clock> breaker(1, 5000ms);
+  int calls = 0;
+  auto attempt = [&] {
+    return breaker.execute([&] {
+      if (++calls == 1) throw db_error(errc::connection_lost);  // opens the circuit (threshold 1)
+      return 7;
+    });
+  };
+
+  SECTION("off (the default): the first rejection ends the retry") {
+    clock_sleeper sleeper;
+    CHECK_THROWS_AS(res::with_retry(attempt, {.max_attempts = 3, .delay = 100ms, .jitter = 0.0, .sleep = sleeper}),
+                    res::circuit_breaker_error);
+    CHECK(calls == 1);
+    CHECK(*sleeper.waits == std::vector<std::chrono::milliseconds>{100ms});
+  }
+  SECTION("on: the retry sleeps until the probe is due, and the probe succeeds") {
+    clock_sleeper sleeper;
+    std::vector<int> retried;
+    const int v = res::with_retry(attempt, {.max_attempts = 3, .delay = 100ms, .jitter = 0.0,
+                                            .on_retry = [&](int k, const std::exception&) { retried.push_back(k); },
+                                            .sleep = sleeper, .wait_for_circuit = true});
+    CHECK(v == 7);
+    CHECK(calls == 2);
+    // 100 ms backoff after the failure, then the rest of reset_time after the rejection.
+    CHECK(*sleeper.waits == std::vector<std::chrono::milliseconds>{100ms, 4900ms});
+    CHECK(retried == std::vector<int>{1, 2});
+    CHECK(breaker.is_closed());
+  }
+}
+
+TEST_CASE("wait_for_circuit waits the backoff while a probe runs and never beyond max_delay", "[resilience]") {
+  sleep_recorder sleeper;
+  int calls = 0;
+  CHECK(res::with_retry(
+            [&] {
+              ++calls;
+              if (calls == 1) throw res::circuit_breaker_error(res::circuit_state::half_open, 0ms);
+              if (calls == 2) throw res::circuit_breaker_error(res::circuit_state::open, 60000ms);
+              return calls;
+            },
+            {.delay = 100ms, .max_delay = 1000ms, .jitter = 0.0, .sleep = sleeper, .wait_for_circuit = true}) == 3);
+  CHECK(*sleeper.waits == std::vector<std::chrono::milliseconds>{100ms, 1000ms});
+  // A rejection still uses up an attempt.
+  calls = 0;
+  CHECK_THROWS_AS(res::with_retry([&] { ++calls; throw res::circuit_breaker_error(res::circuit_state::open, 10ms); },
+                                  {.max_attempts = 2, .sleep = sleeper, .wait_for_circuit = true}),
+                  res::circuit_breaker_error);
+  CHECK(calls == 2);
+}
+
+TEST_CASE("on_give_up sees the final failure once, so on_retry plus on_give_up count every failed attempt", "[resilience]") {
+  sleep_recorder sleeper;
+  int retries = 0;
+  std::vector<std::pair<int, std::string>> gave_up;
+  res::retry_options o{.max_attempts = 3, .on_retry = [&](int, const std::exception&) { ++retries; }, .sleep = sleeper,
+                       .on_give_up = [&](int attempts, const std::exception& e) { gave_up.emplace_back(attempts, e.what()); }};
+
+  SECTION("attempts ran out") {
+    int k = 0;
+    CHECK_THROWS_AS(res::with_retry([&] { throw marked_error(++k); }, o), marked_error);
+    CHECK(retries == 2);
+    REQUIRE(gave_up.size() == 1);
+    CHECK(gave_up[0].first == 3);
+    CHECK(retries + static_cast<int>(gave_up.size()) == k);
+  }
+  SECTION("an error not worth a retry") {
+    CHECK_THROWS_AS(res::with_retry([]() -> int { throw db_error(errc::constraint_violation); }, o), infra::database_error);
+    CHECK(retries == 0);
+    REQUIRE(gave_up.size() == 1);
+    CHECK(gave_up[0].first == 1);
+  }
+  SECTION("success: no give-up") {
+    int k = 0;
+    CHECK(res::with_retry([&] { if (++k < 2) throw db_error(errc::timeout); return k; }, o) == 2);
+    CHECK(retries == 1);
+    CHECK(gave_up.empty());
+  }
+  SECTION("a throwing hook does not replace the error") {
+    o.on_give_up = [](int, const std::exception&) { throw std::logic_error("hook"); };
+    CHECK_THROWS_AS(res::with_retry([]() -> int { throw db_error(errc::constraint_violation); }, o), infra::database_error);
+  }
+  SECTION("with_transaction_retry has it too") {
+    tx_database db;
+    int attempts_seen = 0;
+    CHECK_THROWS_AS(res::with_transaction_retry(db, [](tx_database&) { throw db_error(errc::deadlock); },
+                                                {.max_attempts = 2, .sleep = sleeper,
+                                                 .on_give_up = [&](int attempts, const std::exception&) { attempts_seen = attempts; }}),
+                    infra::database_error);
+    CHECK(attempts_seen == 2);
+  }
 }

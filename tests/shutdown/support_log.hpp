@@ -14,6 +14,7 @@ namespace kysera::test {
 
 class log_capture final : public infra::logger {
  public:
+  log_capture() { set_level(infra::log_level::trace); }  // keep debug lines too
   /// Lines as "<level>: <message>".
   std::vector<std::string> lines() const {
     std::lock_guard lock(lines_mutex_);

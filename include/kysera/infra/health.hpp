@@ -2,7 +2,7 @@
 /// \file
 /// The health module (namespace kysera::infra::health): one-off checks
 /// (`check_database_health`, `perform_health_check`), the periodic `health_monitor`, the
-/// query-recording `with_debug` wrapper and `get_metrics`.
+/// query-recording `with_debug` wrapper and `get_metrics`, and `to_json` for results.
 ///
 ///     #include <kysera/infra/health.hpp>
 ///     namespace health = kysera::infra::health;
@@ -15,5 +15,6 @@
 
 #include "health/check.hpp"
 #include "health/debug.hpp"
+#include "health/json.hpp"
 #include "health/metrics.hpp"
 #include "health/monitor.hpp"

@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// A minimal logging interface: every option struct that logs takes an `infra::logger*`.
+/// A minimal logging interface: every option struct that logs takes an `infra::logger*`; a null
+/// one means the process-wide default (`set_default_logger`, initially `console_logger()`).
 
 #include <atomic>
 #include <cstdio>
@@ -13,6 +14,10 @@
 namespace kysera::infra {
 
 enum class log_level { trace, debug, info, warn, error, fatal };
+
+/// The level every logger starts at, ours and those made with `make_logger` alike: info, warn,
+/// error and fatal pass; debug and trace are dropped until `set_level` lowers it.
+inline constexpr log_level default_log_level = log_level::info;
 
 constexpr std::string_view to_string(log_level level) noexcept {
   switch (level) {
@@ -37,7 +42,7 @@ class logger {
  public:
   virtual ~logger() = default;
 
-  /// Messages below `level` are dropped. Default: `trace` (all), except the console logger (`info`).
+  /// Messages below `level` are dropped. Every logger starts at `default_log_level` (info).
   void set_level(log_level level) noexcept { level_.store(level, std::memory_order_relaxed); }
   log_level level() const noexcept { return level_.load(std::memory_order_relaxed); }
   bool should_log(log_level level) const noexcept { return level >= this->level(); }
@@ -68,15 +73,12 @@ class logger {
   virtual void write(log_level level, std::string_view message) = 0;
 
  private:
-  std::atomic<log_level> level_{log_level::trace};
+  std::atomic<log_level> level_{default_log_level};
   std::mutex mutex_;
 };
 
 namespace detail {
 class console_logger_impl final : public logger {
- public:
-  console_logger_impl() { set_level(log_level::info); }
-
  protected:
   void write(log_level level, std::string_view message) override {
     std::string line = "[kysera:";
@@ -95,8 +97,8 @@ class silent_logger_impl final : public logger {
 }  // namespace detail
 
 /// Writes each message as one line to stderr, prefixed `[kysera:<level>] `. Thread-safe.
-/// Its level starts at `info` (debug and trace are dropped); `console_logger().set_level(...)`
-/// changes that for the whole process.
+/// Its level starts at `default_log_level` (info: debug and trace are dropped);
+/// `console_logger().set_level(...)` changes that for the whole process.
 inline logger& console_logger() noexcept {
   static detail::console_logger_impl instance;
   return instance;
@@ -133,8 +135,35 @@ callback_logger<std::decay_t<F>> make_logger(F&& fn) {
 }
 
 namespace detail {
-/// The logger an option struct names, or the console logger where it names none.
-inline logger& resolve(logger* l) noexcept { return l ? *l : console_logger(); }
+inline std::atomic<logger*>& default_logger_slot() noexcept {
+  static std::atomic<logger*> slot{nullptr};
+  return slot;
+}
+}  // namespace detail
+
+/// The logger every null `logger` field means: the one given to `set_default_logger`, else
+/// `console_logger()`. Thread-safe.
+inline logger& default_logger() noexcept {
+  logger* l = detail::default_logger_slot().load(std::memory_order_acquire);
+  return l ? *l : console_logger();
+}
+
+/// Makes `l` the process-wide default: every option struct whose `logger` is null (monitors,
+/// breakers, pools, health checks, shutdown) logs to it. Set it at startup, before creating the
+/// objects that log: most look the default up at each message, but a shutdown controller or
+/// signal registration takes it when it is made. Null restores `console_logger()`. Returns the
+/// previous one (null for the console logger). Thread-safe; `l` must outlive every use, so keep
+/// it alive (a static) until the end of the process.
+///
+///     static auto log = kysera::infra::make_logger([](auto level, std::string_view m) { ... });
+///     kysera::infra::set_default_logger(&log);
+inline logger* set_default_logger(logger* l) noexcept {
+  return detail::default_logger_slot().exchange(l, std::memory_order_acq_rel);
+}
+
+namespace detail {
+/// The logger an option struct names, or the default logger where it names none.
+inline logger& resolve(logger* l) noexcept { return l ? *l : default_logger(); }
 }  // namespace detail
 
 }  // namespace kysera::infra

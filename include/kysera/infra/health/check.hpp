@@ -88,7 +88,7 @@ struct health_check_result {
 struct health_check_options {
   std::optional<pool::metrics_pool> pool{};  ///< pool metrics to add to the result
   bool verbose = false;                     ///< also ask the server for its version
-  infra::logger* logger = nullptr;          ///< null: `console_logger()`
+  infra::logger* logger = nullptr;          ///< null: `default_logger()`
   std::chrono::milliseconds timeout{5000};  ///< > 0; the check returns by then (plus scheduling);
                                             ///< huge values (milliseconds::max()) mean no limit
   std::chrono::milliseconds degraded_threshold{100};   ///< >= 0; latency from here on: degraded

@@ -1,23 +1,27 @@
 #pragma once
 /// \file
 /// `with_debug`: a database wrapper that records every query's duration, outcome and (bounded)
-/// SQL text in a ring buffer, for `get_metrics`.
+/// SQL text in a ring buffer, for `get_metrics`; statements inside `transaction(fn)` included.
 
 #include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "../database.hpp"
+#include "../error.hpp"
 #include "../pool/metrics.hpp"
 
 namespace kysera::infra::health {
@@ -33,14 +37,16 @@ struct debug_options {
   std::size_t max_sql_length = 256;   ///< longer statements are cut (at a UTF-8 boundary)
 };
 
-/// One recorded query. `Clock` is the wrapper's clock.
+/// One recorded query, or one whole transaction (`transaction` set). `Clock` is the wrapper's clock.
 template <class Clock = std::chrono::steady_clock>
 struct basic_query_metric {
-  std::string sql;             ///< empty when `record_sql` is false
+  std::string sql;             ///< empty when `record_sql` is false; "TRANSACTION" for a transaction
   double duration = 0.0;       ///< ms, not rounded
-  bool failed = false;         ///< `execute` threw
+  bool failed = false;         ///< `execute` (or the transaction) threw
   bool sql_truncated = false;  ///< `sql` was cut at `max_sql_length`
   typename Clock::time_point timestamp{};  ///< when the query ended
+  bool transaction = false;    ///< the entry is a whole `transaction(fn)` call, BEGIN to COMMIT
+  std::optional<infra::errc> error{};  ///< the error's code when it was one of ours
 };
 
 /// A recorded query as used by the wrapper's default clock.
@@ -50,6 +56,8 @@ using query_metric = basic_query_metric<>;
 struct query_sample {
   double duration = 0.0;  ///< ms
   bool failed = false;
+  bool transaction = false;            ///< a whole transaction, not one statement
+  std::optional<infra::errc> error{};  ///< the error's code when it was one of ours
 };
 
 /// A database that records query metrics: it models `database`, names its `clock`, and returns
@@ -93,11 +101,14 @@ class query_ring {
         durations_(o.max_metrics),
         stamps_(o.max_metrics),
         flags_(o.max_metrics),
+        codes_(o.max_metrics),
         sql_(o.record_sql ? o.max_metrics : 0) {}
 
-  void record(std::string_view sql, time_point end, double duration_ms, bool failed) noexcept {
+  /// `code`: an `errc` value, 0 for none.
+  void record(std::string_view sql, time_point end, double duration_ms, bool failed, bool transaction = false,
+              std::uint8_t code = 0) noexcept {
     std::size_t keep = 0;
-    std::uint8_t flags = failed ? flag_failed : 0;
+    std::uint8_t flags = static_cast<std::uint8_t>((failed ? flag_failed : 0) | (transaction ? flag_transaction : 0));
     if (record_sql_) {
       keep = utf8_prefix_length(sql, max_sql_length_);
       if (keep < sql.size()) flags |= flag_truncated;
@@ -107,6 +118,7 @@ class query_ring {
     durations_[i] = duration_ms;
     stamps_[i] = end;
     flags_[i] = flags;
+    codes_[i] = code;
     if (record_sql_) {
       try {
         sql_[i].assign(sql.data(), keep);  // reuses the slot's buffer once the ring has wrapped
@@ -130,6 +142,8 @@ class query_ring {
       m.timestamp = stamps_[i];
       m.failed = (flags_[i] & flag_failed) != 0;
       m.sql_truncated = (flags_[i] & flag_truncated) != 0;
+      m.transaction = (flags_[i] & flag_transaction) != 0;
+      m.error = code_of(codes_[i]);
       if (record_sql_) m.sql = sql_[i];
       i = i + 1 == capacity_ ? 0 : i + 1;
     }
@@ -143,7 +157,10 @@ class query_ring {
     out.reserve(size_);
     std::size_t i = oldest();
     for (std::size_t k = 0; k < size_; ++k) {
-      if (stamps_[i] >= since) out.push_back(query_sample{durations_[i], (flags_[i] & flag_failed) != 0});
+      if (stamps_[i] >= since) {
+        out.push_back(query_sample{durations_[i], (flags_[i] & flag_failed) != 0,
+                                   (flags_[i] & flag_transaction) != 0, code_of(codes_[i])});
+      }
       i = i + 1 == capacity_ ? 0 : i + 1;
     }
     return out;
@@ -168,6 +185,12 @@ class query_ring {
  private:
   static constexpr std::uint8_t flag_failed = 1;
   static constexpr std::uint8_t flag_truncated = 2;
+  static constexpr std::uint8_t flag_transaction = 4;
+
+  static std::optional<infra::errc> code_of(std::uint8_t code) noexcept {
+    if (code == 0) return std::nullopt;
+    return static_cast<infra::errc>(code);
+  }
 
   std::size_t oldest() const noexcept { return size_ < capacity_ ? 0 : head_; }
 
@@ -181,32 +204,104 @@ class query_ring {
   std::vector<double> durations_;
   std::vector<time_point> stamps_;
   std::vector<std::uint8_t> flags_;
+  std::vector<std::uint8_t> codes_;
   std::vector<std::string> sql_;
 };
 
-/// Times one `execute` call and records it when the call ends, however it ends. Records after
-/// the result has been built, so the duration covers the whole call.
+/// Times one `execute` (or `transaction`) call and records it when the call ends, however it
+/// ends. Records after the result has been built, so the duration covers the whole call.
 template <class Clock>
 class query_timer {
  public:
-  query_timer(query_ring<Clock>& ring, std::string_view sql) noexcept
-      : ring_(ring), sql_(sql), exceptions_(std::uncaught_exceptions()), start_(Clock::now()) {}
+  query_timer(query_ring<Clock>& ring, std::string_view sql, bool transaction = false) noexcept
+      : ring_(ring), sql_(sql), transaction_(transaction), exceptions_(std::uncaught_exceptions()),
+        start_(Clock::now()) {}
   ~query_timer() {
     const auto end = Clock::now();
     ring_.record(sql_, end, std::chrono::duration<double, std::milli>(end - start_).count(),
-                 std::uncaught_exceptions() > exceptions_);
+                 failed_ || std::uncaught_exceptions() > exceptions_, transaction_, code_);
   }
   query_timer(const query_timer&) = delete;
   query_timer& operator=(const query_timer&) = delete;
 
+  /// Notes the exception that ends the call (its code, when it is one of ours).
+  void fail(const std::exception_ptr& e) noexcept {
+    failed_ = true;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::system_error& se) {
+      if (se.code().category() == infra::error_category() && se.code().value() > 0 && se.code().value() < 256) {
+        code_ = static_cast<std::uint8_t>(se.code().value());
+      }
+    } catch (...) {
+    }
+  }
+
  private:
   query_ring<Clock>& ring_;
   std::string_view sql_;
+  bool transaction_;
+  bool failed_ = false;
+  std::uint8_t code_ = 0;
   int exceptions_;
   typename Clock::time_point start_;
 };
 
+/// Runs `call()` timed by a `query_timer` on `ring`, noting the error it throws.
+template <class Clock, class Call>
+decltype(auto) recorded_call(query_ring<Clock>& ring, std::string_view sql, bool transaction, Call&& call) {
+  query_timer<Clock> timer(ring, sql, transaction);
+  try {
+    return std::forward<Call>(call)();
+  } catch (...) {
+    timer.fail(std::current_exception());
+    throw;
+  }
+}
+
+inline constexpr std::string_view transaction_label = "TRANSACTION";
+
 }  // namespace detail
+
+/// What `fn` receives inside `debug_database::transaction(fn)`: the backend's own session with
+/// every `execute` recorded (like the wrapper's own). Used on the thread that runs `fn`, valid
+/// only during that call. `underlying()` (or `->`) reaches the backend's session for anything
+/// else it offers.
+///
+///     dbg.transaction([](auto& tx) { tx.execute("insert ..."); });  // recorded
+template <class Session, class Clock = std::chrono::steady_clock>
+class debug_session {
+ public:
+  using underlying_type = Session;
+
+  debug_session(Session& session, detail::query_ring<Clock>& ring) noexcept : session_(session), ring_(ring) {}
+  debug_session(const debug_session&) = delete;
+  debug_session& operator=(const debug_session&) = delete;
+
+  /// Runs `sql` on the session and records it; rethrows what it throws.
+  decltype(auto) execute(std::string_view sql) {
+    return detail::recorded_call<Clock>(ring_, sql, false, [&]() -> decltype(auto) { return session_.execute(sql); });
+  }
+
+  template <class S = Session>
+    requires requires(S& s) { s.ping(); }
+  decltype(auto) ping() {
+    return session_.ping();
+  }
+
+  template <class S = Session>
+    requires requires(S& s) { s.server_version(); }
+  decltype(auto) server_version() {
+    return session_.server_version();
+  }
+
+  Session& underlying() const noexcept { return session_; }
+  Session* operator->() const noexcept { return std::addressof(session_); }
+
+ private:
+  Session& session_;
+  detail::query_ring<Clock>& ring_;
+};
 
 /// Thread-safe as far as the wrapped database is: recording is internally synchronised (one
 /// short mutex section per query). Holds a reference to `db`, which must outlive it; movable,
@@ -214,10 +309,14 @@ class query_timer {
 ///
 /// Models `database` and every optional capability `Db` has: `execute` returns what
 /// `Db::execute` returns and is recorded (duration, failure, SQL text within the options'
-/// bounds); `close`, `ping`, `try_ping_until`, `cancel`, `server_version`, `transaction` and
-/// `close_for` are forwarded unrecorded (statements inside `transaction(fn)` run on `Db`'s own
-/// session, which `fn` receives, and are not recorded). When `Db` is a pool with metrics, so is
-/// the wrapper.
+/// bounds); `close`, `ping`, `try_ping_until`, `cancel`, `server_version` and `close_for` are
+/// forwarded unrecorded. `transaction(fn)` is recorded twice over: `fn` receives a
+/// `debug_session` over `Db`'s session, so each of its statements is recorded like any other,
+/// and the transaction as a whole (BEGIN to COMMIT or ROLLBACK) is one more entry marked
+/// `transaction` (SQL text "TRANSACTION"), which `get_metrics` reports apart. An `fn` that names
+/// the backend's session type (and so cannot take a `debug_session`) gets that session itself;
+/// then only the whole transaction is recorded. When `Db` is a pool with metrics, so is the
+/// wrapper.
 ///
 ///     auto dbg = kysera::infra::health::with_debug(db, {.max_metrics = 5000});
 ///     dbg.execute("select 1");
@@ -234,8 +333,7 @@ class debug_database {
 
   /// Runs `sql` on the wrapped database and records it; rethrows what it throws.
   decltype(auto) execute(std::string_view sql) {
-    detail::query_timer<Clock> timer(*ring_, sql);
-    return db_->execute(sql);
+    return detail::recorded_call<Clock>(*ring_, sql, false, [&]() -> decltype(auto) { return db_->execute(sql); });
   }
 
   decltype(auto) close() { return db_->close(); }
@@ -264,10 +362,22 @@ class debug_database {
     return db_->server_version();
   }
 
-  template <class F, class D = Db>  // D keeps the return type dependent until a call
+  /// Runs `fn` in `Db`'s transaction, recording its statements and the transaction as a whole
+  /// (see the class comment); returns what `fn` returns and rethrows what the transaction throws.
+  template <class F, class D = Db>  // D keeps the call dependent until it is made
     requires database_with_transaction<D>
-  auto transaction(F&& fn) -> decltype(std::declval<D&>().transaction(std::forward<F>(fn))) {
-    return db_->transaction(std::forward<F>(fn));
+  decltype(auto) transaction(F&& fn) {
+    return detail::recorded_call<Clock>(*ring_, detail::transaction_label, true, [&]() -> decltype(auto) {
+      return static_cast<D*>(db_)->transaction([&fn, this](auto& session) -> decltype(auto) {
+        using session_type = std::remove_reference_t<decltype(session)>;
+        if constexpr (std::is_invocable_v<F&, debug_session<session_type, Clock>&>) {
+          debug_session<session_type, Clock> recorded(session, *ring_);
+          return std::invoke(fn, recorded);
+        } else {
+          return std::invoke(fn, session);
+        }
+      });
+    });
   }
 
   bool close_for(std::chrono::milliseconds timeout)

@@ -29,6 +29,35 @@ struct get_metrics_options {
   std::string period = "1h";
   std::optional<pool::metrics_pool> pool{};  ///< adds `connections` (and its recommendation)
   std::chrono::milliseconds slow_query_threshold{100};  ///< >= 0; slow means strictly above it
+  /// The latest health check, e.g. `monitor.get_last_check()`. An unhealthy one means a busy
+  /// pool is waiting for the database: the pool advice then names the database instead.
+  std::optional<health_check_result> health_check{};
+};
+
+/// What a recommendation is about; stable names for alerting and dashboards.
+enum class recommendation_code {
+  slow_queries,           ///< more than 10 % of the queries were slow
+  slow_average,           ///< the average duration is above half the slow-query threshold
+  pool_utilization_high,  ///< active/total above 80 %, and the database answers: the pool is small
+  database_bottleneck,    ///< active/total above 80 % while the database times out or is unhealthy
+};
+
+/// "slow_queries", "slow_average", "pool_utilization_high", "database_bottleneck".
+constexpr std::string_view to_string(recommendation_code code) noexcept {
+  switch (code) {
+    case recommendation_code::slow_queries: return "slow_queries";
+    case recommendation_code::slow_average: return "slow_average";
+    case recommendation_code::pool_utilization_high: return "pool_utilization_high";
+    case recommendation_code::database_bottleneck: return "database_bottleneck";
+  }
+  return "unknown";
+}
+
+/// One recommendation: a machine-readable code and the text also found in `recommendations`.
+struct recommendation {
+  recommendation_code code = recommendation_code::slow_queries;
+  std::string message{};
+  friend bool operator==(const recommendation&, const recommendation&) = default;
 };
 
 /// Pool figures. `max` is the pool's configured maximum.
@@ -40,8 +69,8 @@ struct connection_stats {
   std::size_t waiting = 0;
 };
 
-/// Query figures over the period, failed queries included. Durations are ms, rounded to 2
-/// decimals; percentiles are nearest-rank.
+/// Query (or transaction) figures over the period, failed ones included. Durations are ms,
+/// rounded to 2 decimals; percentiles are nearest-rank.
 struct query_stats {
   std::size_t total = 0;
   double avg_duration = 0.0;
@@ -58,8 +87,13 @@ struct metrics_result {
   std::string period;     ///< the requested period, as given
   std::string timestamp;  ///< ISO 8601 UTC with milliseconds, e.g. "2025-01-31T12:00:00.000Z"
   std::optional<connection_stats> connections;  ///< when a pool was given
-  std::optional<query_stats> queries;           ///< absent when no entry falls in the period
-  std::vector<std::string> recommendations;
+  std::optional<query_stats> queries;           ///< statements; absent when none falls in the period
+  std::vector<std::string> recommendations;  ///< the texts, in the order of `recommendation_details`
+  /// Every recommendation with its code, in the same order as `recommendations`.
+  std::vector<recommendation> recommendation_details;
+  /// Whole `transaction(fn)` calls (BEGIN to COMMIT/ROLLBACK), apart from their statements, which
+  /// `queries` counts; absent when none falls in the period.
+  std::optional<query_stats> transactions;
 };
 
 /// Parses a period such as "30s", "5m", "1h", "1d" or "500ms"; throws `std::invalid_argument`
@@ -155,6 +189,34 @@ inline std::string iso8601(std::chrono::system_clock::time_point tp) {
   return std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 
+/// Errors that show the database (not the pool) is what callers wait for: it does not answer in
+/// time, drops or refuses sessions, or holds locks.
+constexpr bool is_database_wait(infra::errc code) noexcept {
+  switch (code) {
+    case infra::errc::timeout:
+    case infra::errc::connection_lost:
+    case infra::errc::connection_refused:
+    case infra::errc::too_many_connections:
+    case infra::errc::lock_timeout:
+    case infra::errc::busy:
+    case infra::errc::cancelled:
+      return true;
+    default:
+      return false;
+  }
+}
+
+inline std::size_t count_database_waits(const std::vector<query_sample>& samples) noexcept {
+  std::size_t n = 0;
+  for (const auto& q : samples) n += (q.failed && q.error && is_database_wait(*q.error)) ? 1 : 0;
+  return n;
+}
+
+inline void recommend(metrics_result& r, recommendation_code code, std::string message) {
+  r.recommendations.push_back(message);
+  r.recommendation_details.push_back(recommendation{code, std::move(message)});
+}
+
 /// The earliest time point inside a window of length `period` ending at `now`; saturates at
 /// `time_point::min()` (a period longer than the clock can count covers everything).
 template <class Clock>
@@ -168,7 +230,13 @@ typename Clock::time_point window_start(typename Clock::time_point now, std::chr
 /// after now - period), the pool's figures, and recommendations:
 ///  1. more than 10 % of the queries slow;
 ///  2. average duration above half the slow-query threshold;
-///  3. pool utilisation active/total above 80 % (not given for a pool with total 0).
+///  3. pool utilisation active/total above 80 % (not given for a pool with total 0): advice to
+///     grow the pool (`pool_utilization_high`), unless in the period a query failed because the
+///     database did not answer in time or dropped, refused or locked it (timeout,
+///     connection_lost, connection_refused, too_many_connections, lock_timeout, busy, cancelled)
+///     or `options.health_check` is unhealthy: then the waits are the database's, and the advice
+///     says so instead (`database_bottleneck`).
+/// Each recommendation has a code (`recommendation_details`).
 /// Does not compile for a database without metrics (see `database_with_metrics`). Invalid
 /// options throw `std::invalid_argument` naming the field; a failing pool's exception propagates.
 ///
@@ -199,25 +267,36 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
     samples = db.query_samples(since);
   } else {
     for (const auto& m : db.query_metrics()) {
-      if (m.timestamp >= since) samples.push_back(query_sample{m.duration, m.failed});
+      if (m.timestamp >= since) samples.push_back(query_sample{m.duration, m.failed, m.transaction, m.error});
     }
   }
+  // Whole transactions are reported apart: counting them with their own statements would count
+  // the same work twice.
+  std::vector<query_sample> transactions;
+  const auto first_transaction = std::stable_partition(samples.begin(), samples.end(),
+                                                       [](const query_sample& q) { return !q.transaction; });
+  transactions.assign(first_transaction, samples.end());
+  samples.erase(first_transaction, samples.end());
 
   const double threshold = static_cast<double>(options.slow_query_threshold.count());
+  if (!transactions.empty()) {
+    double unused = 0.0;
+    result.transactions = detail::compute_query_stats(transactions, threshold, unused);
+  }
   if (!samples.empty()) {
     double avg = 0.0;
     result.queries = detail::compute_query_stats(samples, threshold, avg);
     const query_stats& q = *result.queries;
     if (q.slow_count * 10 > q.total) {
-      result.recommendations.push_back("High number of slow queries detected (" + std::to_string(q.slow_count) +
-                                       "/" + std::to_string(q.total) +
-                                       "). Consider query optimization or indexing.");
+      detail::recommend(result, recommendation_code::slow_queries,
+                        "High number of slow queries detected (" + std::to_string(q.slow_count) + "/" +
+                            std::to_string(q.total) + "). Consider query optimization or indexing.");
     }
     if (avg > threshold * 0.5) {
-      result.recommendations.push_back("Average query duration (" + detail::format_fixed2(avg) +
-                                       " ms) is approaching the slow query threshold (" +
-                                       std::to_string(options.slow_query_threshold.count()) +
-                                       " ms). Monitor performance closely.");
+      detail::recommend(result, recommendation_code::slow_average,
+                        "Average query duration (" + detail::format_fixed2(avg) +
+                            " ms) is approaching the slow query threshold (" +
+                            std::to_string(options.slow_query_threshold.count()) + " ms). Monitor performance closely.");
     }
   }
   if (result.connections && result.connections->total > 0) {
@@ -226,8 +305,24 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
       char percent[32];
       std::snprintf(percent, sizeof percent, "%.1f",
                     100.0 * static_cast<double>(c.active) / static_cast<double>(c.total));
-      result.recommendations.push_back(std::string("Connection pool utilization is high (") + percent +
-                                       "%). Consider increasing the pool size.");
+      const std::size_t waits = detail::count_database_waits(samples) + detail::count_database_waits(transactions);
+      const bool unhealthy = options.health_check && options.health_check->status == health_status::unhealthy;
+      if (waits == 0 && !unhealthy) {
+        detail::recommend(result, recommendation_code::pool_utilization_high,
+                          std::string("Connection pool utilization is high (") + percent +
+                              "%). Consider increasing the pool size.");
+      } else {
+        std::string why;
+        if (waits > 0) {
+          why = std::to_string(waits) + (waits == 1 ? " query" : " queries") +
+                " timed out or lost the database in this period";
+        }
+        if (unhealthy) why += std::string(why.empty() ? "" : " and ") + "the last health check was unhealthy";
+        detail::recommend(result, recommendation_code::database_bottleneck,
+                          std::string("Connection pool utilization is high (") + percent + "%), but " + why +
+                              ": the connections are waiting for the database. Investigate the database; a "
+                              "larger pool would not help.");
+      }
     }
   }
   return result;

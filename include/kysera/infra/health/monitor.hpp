@@ -31,7 +31,12 @@ struct health_monitor_options {
   std::chrono::milliseconds degraded_threshold{100};
   std::chrono::milliseconds unhealthy_threshold{500};
   bool verbose = false;             ///< ask for the server version on every check
-  infra::logger* logger = nullptr;  ///< null: `console_logger()`
+  infra::logger* logger = nullptr;  ///< null: `default_logger()`
+  /// >= 0. The monitor logs a status change once (warn when it gets worse, info when it is
+  /// healthy again); while the status stays degraded or unhealthy it logs a reminder at most once
+  /// per this interval (on the monitor's clock). 0 logs every check that is not healthy;
+  /// milliseconds::max() never reminds.
+  std::chrono::milliseconds unhealthy_log_interval{300000};
 };
 
 /// Called with each periodic result, on the monitor's own thread.
@@ -57,6 +62,8 @@ inline constexpr bool is_standard_clock = std::is_same_v<Clock, std::chrono::ste
 ///   `std::logic_error`). `start()` after `stop()` begins a new run.
 /// - A callback that throws is logged once per throw (error level) and the monitor goes on; it
 ///   is never called a second time for the same result.
+/// - Status changes of the periodic checks are logged once each (warn when worse, info when
+///   healthy again), with a reminder at most once per `unhealthy_log_interval` while not healthy.
 /// - The destructor stops the monitor. Do not destroy it from its own callback.
 /// - `Clock` is for tests: a clock other than `steady_clock`/`system_clock` is polled every
 ///   millisecond of real time while the monitor waits for the next tick.
@@ -74,6 +81,9 @@ class health_monitor {
       : db_(db), options_(std::move(options)) {
     if (options_.interval <= std::chrono::milliseconds::zero()) {
       throw std::invalid_argument("kysera::infra::health: interval must be greater than zero");
+    }
+    if (options_.unhealthy_log_interval < std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument("kysera::infra::health: unhealthy_log_interval must not be negative");
     }
     check_options_.pool = options_.pool;
     check_options_.verbose = options_.verbose;
@@ -118,6 +128,7 @@ class health_monitor {
     stop_requested_ = false;
     next_.reset();
     callback_ = std::move(callback);
+    logged_status_.reset();
     abort_.reset();
     try {
       thread_ = std::thread([this] { run(); });
@@ -253,14 +264,46 @@ class health_monitor {
     }
   }
 
-  void report(const health_check_result& result) noexcept {
-    if (result.status != health_status::healthy) {
-      try {
-        std::string text = "Health check status: " + std::string(to_string(result.status));
-        if (!result.checks.empty()) text += " (" + result.checks.front().message + ")";
+  /// Logs status changes, and reminders while not healthy (see `unhealthy_log_interval`). On the
+  /// monitor thread only, so the state below needs no lock.
+  void log_status(const health_check_result& result) {
+    const auto now = Clock::now();
+    const health_status status = result.status;
+    auto describe = [&] {
+      std::string text = "Health check status: " + std::string(to_string(status));
+      if (!result.checks.empty()) text += " (" + result.checks.front().message + ")";
+      return text;
+    };
+    auto elapsed_ms = [&](typename Clock::time_point since) {
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count());
+    };
+    if (!logged_status_ || *logged_status_ != status) {
+      if (status == health_status::healthy) {
+        if (logged_status_) {
+          log().info("Health check status: healthy again (was " + std::string(to_string(*logged_status_)) +
+                     " for " + elapsed_ms(status_since_) + " ms)");
+        }
+      } else {
+        std::string text = describe();
+        if (logged_status_) text += "; was " + std::string(to_string(*logged_status_));
         log().warn(text);
-      } catch (...) {
       }
+      logged_status_ = status;
+      status_since_ = now;
+      last_logged_ = now;
+      return;
+    }
+    if (status == health_status::healthy) return;
+    const auto interval = infra::detail::saturating_duration_cast<typename Clock::duration>(options_.unhealthy_log_interval);
+    if (infra::detail::saturating_sub(now, last_logged_) < interval) return;
+    log().warn(describe() + "; still " + std::string(to_string(status)) + " after " + elapsed_ms(status_since_) + " ms");
+    last_logged_ = now;
+  }
+
+  void report(const health_check_result& result) noexcept {
+    try {
+      log_status(result);
+    } catch (...) {
     }
     if (!callback_) return;
     try {
@@ -292,6 +335,10 @@ class health_monitor {
   health_check_callback callback_;  // set by start() while no monitor thread exists
   std::optional<health_check_result> last_;
   std::optional<typename Clock::time_point> next_;
+  // Status logging; touched by the monitor thread only (reset by start() before it exists).
+  std::optional<health_status> logged_status_;
+  typename Clock::time_point status_since_{};
+  typename Clock::time_point last_logged_{};
 };
 
 }  // namespace kysera::infra::health

@@ -80,7 +80,7 @@ struct pool_options {
   /// How often the background housekeeper closes expired idle connections and tops up min_idle.
   /// 0 starts no thread: call `maintain()` yourself (tests do, on a manual clock).
   std::chrono::milliseconds housekeeping_interval{30000};
-  /// Where the pool reports discarded connections and factory failures (null: `console_logger()`).
+  /// Where the pool reports discarded connections and factory failures (null: `default_logger()`).
   infra::logger* logger = nullptr;
 };
 

@@ -73,10 +73,15 @@ metrics_pool create_metrics_pool(P& pool) noexcept {
   return metrics_pool(pool);
 }
 
-/// The value form of `pool_with_metrics`, for run-time branches in generic code.
+/// True for everything that can report `pool_metrics`: the types `create_metrics_pool` accepts
+/// (`pool_with_metrics`) and a `metrics_pool` handle itself, like the TypeScript type guard
+/// (anything with `getMetrics()` is a metrics pool). For run-time branches in generic code.
+///
+///     auto handle = create_metrics_pool(my_pool);
+///     assert(is_metrics_pool(handle) && is_metrics_pool(my_pool));
 template <class T>
 constexpr bool is_metrics_pool(const T&) noexcept {
-  return pool_with_metrics<T>;
+  return pool_with_metrics<T> || std::is_same_v<std::remove_cvref_t<T>, metrics_pool>;
 }
 
 /// A single SQLite connection counts as a pool of one: total 1, idle 0, active 1 while open;

@@ -50,7 +50,7 @@ struct circuit_breaker_options {
   /// one was being reported). Exceptions from it are logged and dropped: they never reach the
   /// caller.
   std::function<void(circuit_state new_state, circuit_state previous)> on_state_change{};
-  /// Where exceptions thrown by `on_state_change` are logged; null means `console_logger()`.
+  /// Where exceptions thrown by `on_state_change` are logged; null means `default_logger()`.
   infra::logger* logger = nullptr;
 };
 

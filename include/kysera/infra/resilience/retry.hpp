@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "backoff.hpp"
+#include "circuit_breaker.hpp"
 #include "transient.hpp"
 
 namespace kysera::infra::resilience {
@@ -42,6 +43,17 @@ struct retry_options {
   /// How to wait; empty means `std::this_thread::sleep_for`. Tests pass a recorder or a manual
   /// clock. An exception from it propagates (a way to abandon the retry, e.g. at shutdown).
   std::function<void(std::chrono::milliseconds)> sleep{};
+  /// Opt-in, for a breaker inside the retry (the recommended nesting): a `circuit_breaker_error`
+  /// is retried while attempts remain (without asking `should_retry`), after waiting its
+  /// `retry_after()` (the backoff wait when that is zero, i.e. a probe is running), capped at
+  /// `max_delay`. Each rejection counts as an attempt. Off: a rejection ends the retry at once.
+  bool wait_for_circuit = false;
+  /// Called once, on the calling thread, when the retry gives up: with the number of attempts
+  /// made and the error about to be rethrown (attempts ran out, or the error was not worth a
+  /// retry). Together with `on_retry` it sees every failed attempt. Not called on success, nor for
+  /// non-`std::exception` throws, nor when `sleep` throws. If it throws, that is ignored and the
+  /// original error propagates.
+  std::function<void(int attempts, const std::exception&)> on_give_up{};
 };
 
 namespace detail {
@@ -74,14 +86,30 @@ template <class Options>
 std::optional<std::chrono::milliseconds> next_wait(const Options& o, error_predicate fallback,
                                                    int attempt, const std::exception& e) noexcept {
   if (attempt >= o.max_attempts) return std::nullopt;
+  const auto* rejection = o.wait_for_circuit ? dynamic_cast<const circuit_breaker_error*>(&e) : nullptr;
   try {
-    if (!(o.should_retry ? o.should_retry(e) : fallback(e))) return std::nullopt;
+    if (rejection == nullptr && !(o.should_retry ? o.should_retry(e) : fallback(e))) return std::nullopt;
     if (o.on_retry) o.on_retry(attempt, e);
   } catch (...) {
     return std::nullopt;  // a failing callback never replaces the caller's error
   }
   const double unit = o.backoff && o.jitter > 0.0 ? thread_unit_random() : 0.0;
-  return backoff_delay(o.delay, o.max_delay, o.backoff, o.jitter, attempt, unit);
+  const auto backoff = backoff_delay(o.delay, o.max_delay, o.backoff, o.jitter, attempt, unit);
+  if (rejection != nullptr && rejection->retry_after() > std::chrono::milliseconds::zero()) {
+    return std::min(rejection->retry_after(), o.max_delay);
+  }
+  return backoff;
+}
+
+/// Tells `on_give_up` (if any) about the error that ends the retry; never throws.
+template <class Options>
+void give_up(const Options& o, int attempts, const std::exception& e) noexcept {
+  if (!o.on_give_up) return;
+  try {
+    o.on_give_up(attempts, e);
+  } catch (...) {
+    // The caller gets the original error, not the hook's.
+  }
 }
 
 template <class Options>
@@ -102,7 +130,10 @@ Result retry_loop(const Options& o, error_predicate fallback, Call&& call) {
       return call(attempt == o.max_attempts);
     } catch (const std::exception& e) {
       auto next = next_wait(o, fallback, attempt, e);
-      if (!next) throw;  // unchanged: same object, same dynamic type
+      if (!next) {
+        give_up(o, attempt, e);
+        throw;  // unchanged: same object, same dynamic type
+      }
       pause = *next;
     }
     // Non-std exceptions are not caught above, so they propagate at once.

@@ -29,7 +29,28 @@ struct transaction_retry_options {
   std::function<bool(const std::exception&)> should_retry{};
   std::function<void(int attempt, const std::exception&)> on_retry{};
   std::function<void(std::chrono::milliseconds)> sleep{};
+  bool wait_for_circuit = false;  ///< as in `retry_options`
+  std::function<void(int attempts, const std::exception&)> on_give_up{};  ///< as in `retry_options`
 };
+
+/// The preset for transactions that must ride out a database restart or failover: reruns the
+/// whole transaction after the errors `is_retryable_before_commit` accepts, up to 6 attempts,
+/// waiting 250 ms, 500 ms, 1 s, 2 s, 4 s (+-25 % jitter, capped at 5 s; about 7.75 s in all,
+/// enough for a typical restart). `wait_for_circuit` is on, so a breaker inside the retry makes
+/// it wait for the breaker's next probe instead of giving up. Change any field after the call.
+///
+///     auto o = outage_retry_options();
+///     o.on_give_up = [](int attempts, const std::exception& e) { count_failed_order(attempts, e); };
+///     with_transaction_retry(db, [&](auto& tx) { insert_order(tx); }, o);
+inline transaction_retry_options outage_retry_options() {
+  transaction_retry_options o;
+  o.max_attempts = 6;
+  o.delay = std::chrono::milliseconds(250);
+  o.max_delay = std::chrono::milliseconds(5000);
+  o.should_retry = is_retryable_before_commit;
+  o.wait_for_circuit = true;
+  return o;
+}
 
 /// Runs `db.transaction(fn)` (BEGIN, `fn(session&)`, COMMIT; ROLLBACK when it throws) and reruns
 /// the WHOLE transaction when it failed with a serialization failure or a deadlock (unless

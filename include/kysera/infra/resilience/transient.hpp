@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Which errors are worth retrying: `is_transient_error`, `is_serialization_error`,
-/// `is_replay_safe_error`.
+/// `is_replay_safe_error`, `is_retryable_before_commit`.
 
 #include <array>
 #include <exception>
@@ -105,6 +105,31 @@ inline bool is_replay_safe_error(const std::exception& e) noexcept {
     case errc::serialization_failure:
     case errc::deadlock:
     case errc::lock_timeout:
+    case errc::busy:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// The errors after which rerunning a whole transaction is safe and may succeed once the
+/// database is back: everything `is_serialization_error` accepts (serialization_failure,
+/// deadlock), plus the errors raised before COMMIT was sent, when the server has rolled the
+/// transaction back or never began it: connection_refused, connection_lost,
+/// too_many_connections and busy. Never `outcome_unknown` (the session broke during COMMIT, so
+/// it may have committed: our adapters report exactly that case as outcome_unknown, never as
+/// connection_lost). Statement and lock timeouts are left out: rerunning a transaction that
+/// waited out its deadline mostly adds load; accept them in your own `should_retry` if they suit.
+///
+///     with_transaction_retry(db, fn, {.should_retry = is_retryable_before_commit});
+inline bool is_retryable_before_commit(const std::exception& e) noexcept {
+  if (is_serialization_error(e)) return true;
+  errc code{};
+  if (!detail::our_code(e, code)) return false;
+  switch (code) {
+    case errc::connection_refused:
+    case errc::connection_lost:
+    case errc::too_many_connections:
     case errc::busy:
       return true;
     default:

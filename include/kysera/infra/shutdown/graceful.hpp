@@ -32,7 +32,7 @@ struct shutdown_options {
   /// worker thread that `graceful_shutdown` starts; when it overruns `timeout` it keeps running
   /// there, detached, so everything it captures must stay valid until it returns.
   std::function<void()> on_shutdown{};
-  /// Where each step is logged (non-owning; null means `console_logger()`).
+  /// Where each step is logged (non-owning; null means `default_logger()`).
   infra::logger* logger = nullptr;
 };
 

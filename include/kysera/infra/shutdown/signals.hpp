@@ -54,7 +54,7 @@ struct register_shutdown_options {
   /// The application's own cleanup. Runs on a worker thread of the shutdown (see
   /// `graceful_shutdown`); during a signal-driven shutdown every signal is blocked on it.
   std::function<void()> on_shutdown{};
-  /// Where each step is logged (non-owning; null means `console_logger()`); must outlive the
+  /// Where each step is logged (non-owning; null means `default_logger()`); must outlive the
   /// registration or controller.
   infra::logger* logger = nullptr;
   /// The signals that start the shutdown; none other is touched. Duplicates are ignored. Not
