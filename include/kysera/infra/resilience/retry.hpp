@@ -58,8 +58,10 @@ struct retry_options {
 
 namespace detail {
 
+/// Throws the `std::invalid_argument` naming the first bad field of `o`. Kept out of line and cold:
+/// only `validate_retry_options`'s fast check, inlined into every retry, is on the success path.
 template <class Options>
-void validate_retry_options(const Options& o, const char* type) {
+[[gnu::cold, gnu::noinline]] void throw_invalid_retry_options(const Options& o, const char* type) {
   auto fail = [type](const char* field, const std::string& rule) {
     throw std::invalid_argument(std::string(type) + "." + field + " " + rule);
   };
@@ -76,6 +78,16 @@ void validate_retry_options(const Options& o, const char* type) {
   if (!(o.jitter >= 0.0 && o.jitter <= 1.0)) {  // also rejects NaN
     fail("jitter", "must be within [0, 1] (got " + std::to_string(o.jitter) + ")");
   }
+}
+
+/// Checks `o` (four comparisons, inline); throws `std::invalid_argument` naming the bad field.
+template <class Options>
+inline void validate_retry_options(const Options& o, const char* type) {
+  if (o.max_attempts >= 1 && o.delay.count() >= 0 && o.max_delay >= o.delay && o.jitter >= 0.0 &&
+      o.jitter <= 1.0) [[likely]] {
+    return;
+  }
+  throw_invalid_retry_options(o, type);
 }
 
 using error_predicate = bool (*)(const std::exception&) noexcept;
