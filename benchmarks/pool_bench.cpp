@@ -1,12 +1,21 @@
 // Acquire + release cycle of kysera's connection_pool against SOCI's connection_pool and Poco's
-// SessionPool, on 1, 2 and 8 threads, in one run. Every pool holds 8 stub connections that do
+// SessionPool, on 1, 2 and 8 threads, in one run. The pools hold stub connections that do
 // nothing, so only the pool's own bookkeeping is measured.
 //
 //   ninja -C build-rel pool_bench
 //   build-rel/benchmarks/pool_bench --benchmark_repetitions=5
 //     --benchmark_report_aggregates_only=true
 //
-// Read "Time" (wall time per cycle per thread) across pools at the same thread count.
+// How to read it (the run's context lines repeat the pool sizes and the machine's cores):
+//  - "Time" with several threads is Google Benchmark's wall time divided by the iterations of
+//    all threads together: the inverse of the pool's throughput, not a latency.
+//  - The counter per_thread_ns is each thread's own wall time per cycle, averaged over threads:
+//    the latency one caller sees.
+//  - The *_connection_pool cases give each pool 8 connections, so up to 8 threads never compete
+//    for a connection: kysera's thread-local hint hands each thread its own slot again, while
+//    SOCI and Poco serialise on one lock. The *_contended cases give the pool 2 connections for 8
+//    threads, so threads do compete for the same connections and the hint cannot help. Poco is
+//    left out there: its SessionPool throws instead of waiting when every session is in use.
 
 #include <benchmark/benchmark.h>
 
@@ -16,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #if defined(KYSERA_BENCH_WITH_SOCI)
@@ -34,6 +44,7 @@
 namespace {
 
 constexpr std::size_t pool_size = 8;
+constexpr std::size_t contended_pool_size = 2;  // fewer connections than the 8 threads
 
 // A connection that does nothing: models kysera::infra::database.
 struct stub_connection {
@@ -43,37 +54,66 @@ struct stub_connection {
 
 using kysera_pool = kysera::infra::pool::connection_pool<stub_connection>;
 
+kysera_pool make_pool(std::size_t size) {
+  kysera::infra::pool::pool_options o;
+  o.max_size = size;
+  o.housekeeping_interval = std::chrono::milliseconds(0);
+  return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
+}
+
 kysera_pool& our_pool() {
-  static kysera_pool pool = [] {
-    kysera::infra::pool::pool_options o;
-    o.max_size = pool_size;
-    o.housekeeping_interval = std::chrono::milliseconds(0);
-    return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
-  }();
+  static kysera_pool pool = make_pool(pool_size);
+  return pool;
+}
+
+kysera_pool& our_contended_pool() {
+  static kysera_pool pool = make_pool(contended_pool_size);
   return pool;
 }
 
 // Opens every connection up front, so no run pays for the factory.
-void warm_up(kysera_pool& pool) {
+void warm_up(kysera_pool& pool, std::size_t size) {
   std::vector<kysera_pool::lease> leases;
-  for (std::size_t i = 0; i < pool_size; ++i) leases.push_back(pool.acquire());
+  for (std::size_t i = 0; i < size; ++i) leases.push_back(pool.acquire());
+}
+
+/// Runs `cycle` for every iteration and reports this thread's own wall time per cycle as
+/// per_thread_ns (averaged over the threads), next to Google Benchmark's inverse throughput.
+template <class Cycle>
+void measure(benchmark::State& state, Cycle&& cycle) {
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) cycle();
+  const std::chrono::duration<double, std::nano> took = std::chrono::steady_clock::now() - start;
+  state.counters["per_thread_ns"] = benchmark::Counter(
+      state.iterations() > 0 ? took.count() / static_cast<double>(state.iterations()) : 0.0,
+      benchmark::Counter::kAvgThreads);
+  state.SetItemsProcessed(state.iterations());
 }
 
 void kysera_connection_pool(benchmark::State& state) {
   auto& pool = our_pool();
-  if (state.thread_index() == 0) warm_up(pool);
-  for (auto _ : state) {
+  if (state.thread_index() == 0) warm_up(pool, pool_size);
+  measure(state, [&] {
     auto lease = pool.acquire();
     benchmark::DoNotOptimize(&lease.get());
-  }
-  state.SetItemsProcessed(state.iterations());
+  });
 }
 BENCHMARK(kysera_connection_pool)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+
+void kysera_contended(benchmark::State& state) {
+  auto& pool = our_contended_pool();
+  if (state.thread_index() == 0) warm_up(pool, contended_pool_size);
+  measure(state, [&] {
+    auto lease = pool.acquire();
+    benchmark::DoNotOptimize(&lease.get());
+  });
+}
+BENCHMARK(kysera_contended)->Threads(8)->UseRealTime();
 
 // The price of an exact snapshot (taken by health checks), on an idle pool of 8.
 void kysera_get_metrics(benchmark::State& state) {
   auto& pool = our_pool();
-  warm_up(pool);
+  warm_up(pool, pool_size);
   for (auto _ : state) benchmark::DoNotOptimize(pool.get_metrics());
 }
 BENCHMARK(kysera_get_metrics);
@@ -85,16 +125,28 @@ soci::connection_pool& soci_pool() {
   return pool;
 }
 
+soci::connection_pool& soci_contended_pool() {
+  static soci::connection_pool pool(contended_pool_size);
+  return pool;
+}
+
+void soci_cycle(soci::connection_pool& pool) {
+  std::size_t pos = pool.lease();
+  benchmark::DoNotOptimize(&pool.at(pos));
+  pool.give_back(pos);
+}
+
 void soci_connection_pool(benchmark::State& state) {
   auto& pool = soci_pool();
-  for (auto _ : state) {
-    std::size_t pos = pool.lease();
-    benchmark::DoNotOptimize(&pool.at(pos));
-    pool.give_back(pos);
-  }
-  state.SetItemsProcessed(state.iterations());
+  measure(state, [&] { soci_cycle(pool); });
 }
 BENCHMARK(soci_connection_pool)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+
+void soci_contended(benchmark::State& state) {
+  auto& pool = soci_contended_pool();
+  measure(state, [&] { soci_cycle(pool); });
+}
+BENCHMARK(soci_contended)->Threads(8)->UseRealTime();
 #endif
 
 #if defined(KYSERA_BENCH_WITH_POCO)
@@ -152,15 +204,24 @@ Poco::Data::SessionPool& poco_pool() {
 
 void poco_session_pool(benchmark::State& state) {
   auto& pool = poco_pool();
-  for (auto _ : state) {
+  measure(state, [&] {
     Poco::Data::Session session = pool.get();
     benchmark::DoNotOptimize(&session);
-  }
-  state.SetItemsProcessed(state.iterations());
+  });
 }
 BENCHMARK(poco_session_pool)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
 #endif
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("pool_connections",
+                              std::to_string(pool_size) + " (contended cases: " +
+                                  std::to_string(contended_pool_size) + ")");
+  benchmark::AddCustomContext("hardware_threads", std::to_string(std::thread::hardware_concurrency()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
