@@ -80,6 +80,7 @@ using health::health_monitor_options;
 using health::health_status;
 using health::metrics_result;
 using health::parse_period;
+using health::period_durations;
 using health::perform_health_check;
 using health::query_metric;
 using health::query_sample;

@@ -12,6 +12,7 @@
 #include <kysera/infra/adapters/sqlite.hpp>
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <regex>
@@ -261,6 +262,71 @@ TEST_CASE("get_metrics over durations 1 to 100 gives p95 95 and p99 99", "[healt
   CHECK(r.queries->slow_count == 0);
   CHECK(r.queries->error_count == 0);
   CHECK(r.period == "1h");
+}
+
+namespace {
+
+/// The same entries offered to get_metrics the two slower ways a user type can: as samples, or
+/// only as full metrics.
+struct samples_only {
+  using clock = manual_clock;
+  const health::debug_database<timed_database, manual_clock>* source;
+  void execute(std::string_view) {}
+  void close() {}
+  std::vector<health::basic_query_metric<manual_clock>> query_metrics() const { return source->query_metrics(); }
+  std::vector<health::query_sample> query_samples(manual_clock::time_point since) const {
+    return source->query_samples(since);
+  }
+};
+
+struct metrics_only {
+  using clock = manual_clock;
+  const health::debug_database<timed_database, manual_clock>* source;
+  void execute(std::string_view) {}
+  void close() {}
+  std::vector<health::basic_query_metric<manual_clock>> query_metrics() const { return source->query_metrics(); }
+};
+
+}  // namespace
+
+TEST_CASE("get_metrics gives the same figures from durations, samples or metrics, ring wrapped",
+          "[health]") {
+  timed_fixture f({.max_metrics = 50});
+  // 80 entries into a ring of 50 (the oldest 30 are gone), some failed, in a scrambled order.
+  for (int i = 0; i < 80; ++i) {
+    f.run(std::chrono::microseconds(((i * 37) % 80 + 1) * 250), i % 9 == 0);
+    manual_clock::advance(1s);
+  }
+  health::get_metrics_options o{.period = "1h", .slow_query_threshold = 15ms};
+  const auto fast = health::get_metrics(f.dbg, o);
+  const auto via_samples = health::get_metrics(samples_only{&f.dbg}, o);
+  const auto via_metrics = health::get_metrics(metrics_only{&f.dbg}, o);
+  REQUIRE(fast.queries.has_value());
+  CHECK(fast.queries->total == 50);
+  for (const auto* other : {&via_samples, &via_metrics}) {
+    REQUIRE(other->queries.has_value());
+    CHECK(other->queries->total == fast.queries->total);
+    CHECK(other->queries->error_count == fast.queries->error_count);
+    CHECK(other->queries->slow_count == fast.queries->slow_count);
+    CHECK(other->queries->p95_duration == fast.queries->p95_duration);
+    CHECK(other->queries->p99_duration == fast.queries->p99_duration);
+    CHECK(other->queries->min_duration == fast.queries->min_duration);
+    CHECK(other->queries->max_duration == fast.queries->max_duration);
+    CHECK(other->queries->avg_duration == fast.queries->avg_duration);
+  }
+  // The figures themselves, from the entries the test made (the newest 50 of 80).
+  std::vector<double> expected;
+  std::size_t failed = 0;
+  for (int i = 30; i < 80; ++i) {
+    expected.push_back(((i * 37) % 80 + 1) * 0.25);
+    failed += i % 9 == 0 ? 1 : 0;
+  }
+  std::sort(expected.begin(), expected.end());
+  CHECK(fast.queries->error_count == failed);
+  CHECK(fast.queries->p95_duration == expected[47]);  // ceil(0.95 * 50) - 1
+  CHECK(fast.queries->p99_duration == expected[49]);  // ceil(0.99 * 50) - 1
+  CHECK(fast.queries->min_duration == expected.front());
+  CHECK(fast.queries->max_duration == expected.back());
 }
 
 TEST_CASE("percentiles are nearest-rank for small samples", "[health]") {

@@ -140,32 +140,34 @@ constexpr std::size_t nearest_rank_index(std::size_t n, unsigned percent) noexce
   return rank == 0 ? 0 : rank - 1;
 }
 
-/// Statistics over `samples` (reordered in place); `average` gets the unrounded mean.
-/// `samples` must not be empty.
-inline query_stats compute_query_stats(std::vector<query_sample>& samples, double slow_threshold_ms,
-                                       double& average) {
+/// Statistics over the durations of `set` (reordered in place); `average` gets the unrounded
+/// mean. `set.ms` must not be empty. Percentiles are exact nearest-rank values.
+inline query_stats compute_query_stats(period_durations::set& set, double slow_threshold_ms, double& average) {
+  std::vector<double>& ms = set.ms;
   query_stats s;
-  s.total = samples.size();
+  s.total = ms.size();
+  s.error_count = set.failed;
   double sum = 0.0;
-  double lo = samples.front().duration;
+  double lo = ms.front();
   double hi = lo;
-  for (const auto& q : samples) {
-    sum += q.duration;
-    lo = std::min(lo, q.duration);
-    hi = std::max(hi, q.duration);
-    if (q.duration > slow_threshold_ms) ++s.slow_count;
-    if (q.failed) ++s.error_count;
+  std::size_t slow = 0;
+  for (double d : ms) {
+    sum += d;
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+    slow += d > slow_threshold_ms ? 1 : 0;
   }
-  const auto by_duration = [](const query_sample& a, const query_sample& b) { return a.duration < b.duration; };
-  const std::size_t i99 = nearest_rank_index(samples.size(), 99);
-  const std::size_t i95 = nearest_rank_index(samples.size(), 95);
-  auto first = samples.begin();
-  std::nth_element(first, first + static_cast<std::ptrdiff_t>(i99), samples.end(), by_duration);
-  const double p99 = samples[i99].duration;
-  // Everything before i99 is <= the p99 element, so p95 is the i95-th smallest of that prefix.
-  if (i95 < i99) std::nth_element(first, first + static_cast<std::ptrdiff_t>(i95), first + static_cast<std::ptrdiff_t>(i99), by_duration);
-  const double p95 = samples[i95].duration;
-  average = sum / static_cast<double>(samples.size());
+  s.slow_count = slow;
+  const std::size_t i95 = nearest_rank_index(ms.size(), 95);
+  const std::size_t i99 = nearest_rank_index(ms.size(), 99);
+  // One selection over everything for p95; everything after it is >= p95, so p99 is a selection
+  // within that last ~5 % only.
+  const auto at = [&](std::size_t i) { return ms.begin() + static_cast<std::ptrdiff_t>(i); };
+  std::nth_element(ms.begin(), at(i95), ms.end());
+  const double p95 = ms[i95];
+  if (i99 > i95) std::nth_element(at(i95 + 1), at(i99), ms.end());
+  const double p99 = ms[i99];
+  average = sum / static_cast<double>(ms.size());
   s.avg_duration = round2(average);
   s.min_duration = round2(lo);
   s.max_duration = round2(hi);
@@ -187,29 +189,6 @@ inline std::string iso8601(std::chrono::system_clock::time_point tp) {
                         static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
                         static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
   return std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
-}
-
-/// Errors that show the database (not the pool) is what callers wait for: it does not answer in
-/// time, drops or refuses sessions, or holds locks.
-constexpr bool is_database_wait(infra::errc code) noexcept {
-  switch (code) {
-    case infra::errc::timeout:
-    case infra::errc::connection_lost:
-    case infra::errc::connection_refused:
-    case infra::errc::too_many_connections:
-    case infra::errc::lock_timeout:
-    case infra::errc::busy:
-    case infra::errc::cancelled:
-      return true;
-    default:
-      return false;
-  }
-}
-
-inline std::size_t count_database_waits(const std::vector<query_sample>& samples) noexcept {
-  std::size_t n = 0;
-  for (const auto& q : samples) n += (q.failed && q.error && is_database_wait(*q.error)) ? 1 : 0;
-  return n;
 }
 
 inline void recommend(metrics_result& r, recommendation_code code, std::string message) {
@@ -262,30 +241,27 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
     result.connections = connection_stats{p.total, p.active, p.idle, p.max, p.waiting};
   }
 
-  std::vector<query_sample> samples;
-  if constexpr (requires { { db.query_samples(since) } -> std::same_as<std::vector<query_sample>>; }) {
-    samples = db.query_samples(since);
-  } else {
-    for (const auto& m : db.query_metrics()) {
-      if (m.timestamp >= since) samples.push_back(query_sample{m.duration, m.failed, m.transaction, m.error});
-    }
-  }
   // Whole transactions are reported apart: counting them with their own statements would count
   // the same work twice.
-  std::vector<query_sample> transactions;
-  const auto first_transaction = std::stable_partition(samples.begin(), samples.end(),
-                                                       [](const query_sample& q) { return !q.transaction; });
-  transactions.assign(first_transaction, samples.end());
-  samples.erase(first_transaction, samples.end());
+  period_durations entries;
+  if constexpr (requires { { db.query_durations(since) } -> std::same_as<period_durations>; }) {
+    entries = db.query_durations(since);
+  } else if constexpr (requires { { db.query_samples(since) } -> std::same_as<std::vector<query_sample>>; }) {
+    for (const auto& q : db.query_samples(since)) entries.add(q);
+  } else {
+    for (const auto& m : db.query_metrics()) {
+      if (m.timestamp >= since) entries.add(m.duration, m.failed, m.transaction, m.error);
+    }
+  }
 
   const double threshold = static_cast<double>(options.slow_query_threshold.count());
-  if (!transactions.empty()) {
+  if (!entries.transactions.ms.empty()) {
     double unused = 0.0;
-    result.transactions = detail::compute_query_stats(transactions, threshold, unused);
+    result.transactions = detail::compute_query_stats(entries.transactions, threshold, unused);
   }
-  if (!samples.empty()) {
+  if (!entries.statements.ms.empty()) {
     double avg = 0.0;
-    result.queries = detail::compute_query_stats(samples, threshold, avg);
+    result.queries = detail::compute_query_stats(entries.statements, threshold, avg);
     const query_stats& q = *result.queries;
     if (q.slow_count * 10 > q.total) {
       detail::recommend(result, recommendation_code::slow_queries,
@@ -305,7 +281,7 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
       char percent[32];
       std::snprintf(percent, sizeof percent, "%.1f",
                     100.0 * static_cast<double>(c.active) / static_cast<double>(c.total));
-      const std::size_t waits = detail::count_database_waits(samples) + detail::count_database_waits(transactions);
+      const std::size_t waits = entries.statements.database_waits + entries.transactions.database_waits;
       const bool unhealthy = options.health_check && options.health_check->status == health_status::unhealthy;
       if (waits == 0 && !unhealthy) {
         detail::recommend(result, recommendation_code::pool_utilization_high,
