@@ -284,17 +284,18 @@ class query_ring {
 };
 
 /// Times one `execute` (or `transaction`) call and records it when the call ends, however it
-/// ends. Records after the result has been built, so the duration covers the whole call.
+/// ends. Records after the result has been built, so the duration covers the whole call. A call
+/// that throws is marked by `fail()` (recorded_call does it), so no std::uncaught_exceptions()
+/// is needed on the success path.
 template <class Clock>
 class query_timer {
  public:
   query_timer(query_ring<Clock>& ring, std::string_view sql, bool transaction = false) noexcept
-      : ring_(ring), sql_(sql), transaction_(transaction), exceptions_(std::uncaught_exceptions()),
-        start_(Clock::now()) {}
+      : ring_(ring), sql_(sql), transaction_(transaction), start_(Clock::now()) {}
   ~query_timer() {
     const auto end = Clock::now();
     ring_.record(sql_, end, std::chrono::duration<double, std::milli>(end - start_).count(),
-                 failed_ || std::uncaught_exceptions() > exceptions_, transaction_, code_);
+                 failed_, transaction_, code_);
   }
   query_timer(const query_timer&) = delete;
   query_timer& operator=(const query_timer&) = delete;
@@ -318,7 +319,6 @@ class query_timer {
   bool transaction_;
   bool failed_ = false;
   std::uint8_t code_ = 0;
-  int exceptions_;
   typename Clock::time_point start_;
 };
 
