@@ -5,6 +5,7 @@
 
 #include "support/catch.hpp"
 
+#include <kysera/infra/detail/url.hpp>
 #include <kysera/infra/error.hpp>
 #include <kysera/infra/logger.hpp>
 
@@ -179,24 +180,9 @@ inline auto collecting_logger(text_collector& sink, std::string name) {
   });
 }
 
-/// RFC 3986 percent-encoding of everything but unreserved characters (upper-case hex).
-inline std::string percent_encode(std::string_view value) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : value) {
-    auto u = static_cast<unsigned char>(ch);
-    bool unreserved = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
-                      ch == '-' || ch == '.' || ch == '_' || ch == '~';
-    if (unreserved) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(hex[u >> 4]);
-      out.push_back(hex[u & 0x0F]);
-    }
-  }
-  return out;
-}
+/// RFC 3986 percent-encoding of everything but unreserved characters (upper-case hex): the
+/// library's own, as the adapters use it.
+using infra::detail::percent_encode;
 
 /// The same with lower-case hex digits (a driver may echo either form).
 inline std::string percent_encode_lower(std::string_view value) {
