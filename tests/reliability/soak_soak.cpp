@@ -712,10 +712,14 @@ void run_soak() {
 
 }  // namespace
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres soak under session kills restarts and pauses", "[reliability][postgres]") {
   run_soak<kysera::test::soak::postgres_backend>();
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("mysql soak under session kills restarts and pauses", "[reliability][mysql]") {
   run_soak<kysera::test::soak::mysql_backend>();
 }
+#endif
