@@ -1,13 +1,22 @@
 # Package tests (label `package`): install + find_package, add_subdirectory, pkg-config, a missing
 # component, and an offline check of the vcpkg port. Only meaningful when install rules exist.
+# The consumers use only the components this build has (KYSERA_TEST_COMPONENTS, comma-separated).
 if(KYSERA_INFRA_INSTALL)
   set(work "${CMAKE_CURRENT_BINARY_DIR}/package-work")
-  foreach(mode IN ITEMS find_package add_subdirectory pkg_config missing_component)
+  string(REPLACE ";" "," built_components "${KYSERA_INFRA_COMPONENTS}")
+  set(modes missing_component)
+  if(KYSERA_INFRA_COMPONENTS)
+    list(APPEND modes find_package add_subdirectory)
+  endif()
+  if("sqlite" IN_LIST KYSERA_INFRA_COMPONENTS)
+    list(APPEND modes pkg_config)  # its consumer links SQLite by hand
+  endif()
+  foreach(mode IN LISTS modes)
     add_test(NAME "package: ${mode}"
       COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/package/run_consumer.sh ${mode} ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR} ${work})
     set_tests_properties("package: ${mode}" PROPERTIES LABELS "package" TIMEOUT 600
       FIXTURES_REQUIRED servers RESOURCE_LOCK "servers;package-prefix"
-      ENVIRONMENT "CXX=${CMAKE_CXX_COMPILER};KYSERA_TEST_SERVER_DIR=${KYSERA_TEST_SERVER_DIR}")
+      ENVIRONMENT "CXX=${CMAKE_CXX_COMPILER};KYSERA_TEST_SERVER_DIR=${KYSERA_TEST_SERVER_DIR};KYSERA_TEST_COMPONENTS=${built_components}")
   endforeach()
 endif()
 add_test(NAME "package: vcpkg port"
