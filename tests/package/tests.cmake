@@ -1,5 +1,6 @@
 # Package tests (label `package`): install + find_package, add_subdirectory, pkg-config, a missing
-# component, and an offline check of the vcpkg port. Only meaningful when install rules exist.
+# component (only meaningful when install rules exist), an offline check of the vcpkg port, and the
+# MySQL driver lookup against stub installs of each shape Connector/C++ comes in.
 # The consumers use only the components this build has (KYSERA_TEST_COMPONENTS, comma-separated).
 if(KYSERA_INFRA_INSTALL)
   set(work "${CMAKE_CURRENT_BINARY_DIR}/package-work")
@@ -22,3 +23,11 @@ endif()
 add_test(NAME "package: vcpkg port"
   COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -P ${CMAKE_CURRENT_SOURCE_DIR}/package/check_port.cmake)
 set_tests_properties("package: vcpkg port" PROPERTIES LABELS "package")
+
+# The MySQL driver lookup against stub installs of each shape (check_driver_lookup.cmake).
+foreach(shape IN ITEMS config-shared config-static vcpkg-headers debian-headers debian-no-boost)
+  add_test(NAME "package: mysql driver lookup (${shape})"
+    COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/driver-lookup"
+      -DCASE=${shape} -DCXX=${CMAKE_CXX_COMPILER} -P ${CMAKE_CURRENT_SOURCE_DIR}/package/check_driver_lookup.cmake)
+  set_tests_properties("package: mysql driver lookup (${shape})" PROPERTIES LABELS "package" TIMEOUT 120)
+endforeach()
