@@ -114,7 +114,7 @@ struct mysql_side {
 };
 #endif
 
-std::string to_text(const health::health_check_result& r) {
+[[maybe_unused]] std::string to_text(const health::health_check_result& r) {  // server tests only
   std::string out = "status=" + std::string(health::to_string(r.status));
   for (const auto& c : r.checks) {
     out += " | check " + c.name + " " + std::string(health::to_string(c.status)) + " " + c.message;
