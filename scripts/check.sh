@@ -5,17 +5,28 @@
 #   1. GCC, -Wall -Wextra -Wpedantic -Werror (plus examples and benchmarks built)
 #   2. Clang, AddressSanitizer + UndefinedBehaviorSanitizer, -Werror
 #   3. Clang, ThreadSanitizer, -Werror
-#   4. fuzz: every libFuzzer harness for KYSERA_FUZZ_SECONDS (default 60) each (scripts/fuzz.sh)
-# and stops the servers on exit, success or not.
-# Usage: scripts/check.sh [gcc|asan|tsan|fuzz ...]   (default: all four)
+# then two builds with only some backends (unit tests, package tests):
+#   sqlite        GCC, SQLite only
+#   mysql-sqlite  Clang, MySQL + SQLite
+# then the driver matrix (scripts/driver-matrix.sh: libpqxx 7 and 8, Connector/C++ 8.3 headers)
+# from the archives in $KYSERA_DRIVER_SOURCES (default: ../shared/vendor beside the clone), skipped
+# with a message when that folder does not exist; then every libFuzzer harness for
+# KYSERA_FUZZ_SECONDS (default 60) each (scripts/fuzz.sh); and stops the servers on exit,
+# success or not.
+# Usage: scripts/check.sh [gcc|asan|tsan|sqlite|mysql-sqlite|matrix|fuzz ...]   (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${KYSERA_CHECK_DIR:-"$root/build/check"}
 jobs=${KYSERA_CHECK_JOBS:-$(nproc)}
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(gcc asan tsan fuzz)
+[ ${#variants[@]} -gt 0 ] || variants=(gcc asan tsan sqlite mysql-sqlite matrix fuzz)
+driver_sources=${KYSERA_DRIVER_SOURCES:-"$root/../shared/vendor"}
 
-bash "$root/scripts/install-deps.sh" full
+deps=full
+for v in "${variants[@]}"; do
+  if [ "$v" = matrix ] && [ -d "$driver_sources" ]; then deps=matrix; fi
+done
+bash "$root/scripts/install-deps.sh" "$deps"
 
 export KYSERA_TEST_SERVER_DIR="$out/test-servers"
 mkdir -p "$KYSERA_TEST_SERVER_DIR"
@@ -27,24 +38,42 @@ common=(-G Ninja -DKYSERA_INFRA_WERROR=ON -DKYSERA_INFRA_REQUIRE_ALL_BACKENDS=ON
   -DKYSERA_INFRA_BUILD_TESTS=ON -DKYSERA_INFRA_BUILD_EXAMPLES=ON
   "-DKYSERA_TEST_SERVER_DIR=$KYSERA_TEST_SERVER_DIR")
 status=0
+# A build with only some backends: no examples, no integration or soak tests.
+subset=(-DKYSERA_INFRA_BUILD_EXAMPLES=OFF -DKYSERA_INFRA_BUILD_INTEGRATION_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug)
 for v in "${variants[@]}"; do
-  if [ "$v" = fuzz ]; then
-    echo "=== [fuzz] build and run each harness for ${KYSERA_FUZZ_SECONDS:-60} s" >&2
-    KYSERA_FUZZ_DIR="$out/fuzz" bash "$root/scripts/fuzz.sh" "${KYSERA_FUZZ_SECONDS:-60}" || {
-      echo "=== [fuzz] FAILED" >&2
-      status=1
-    }
-    continue
-  fi
+  start=$SECONDS
   case "$v" in
     gcc)  args=(-DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Debug -DKYSERA_INFRA_BUILD_BENCHMARKS=ON) ;;
     asan) args=(-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DKYSERA_INFRA_SANITIZE=address,undefined") ;;
     tsan) args=(-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKYSERA_INFRA_SANITIZE=thread) ;;
-    *) echo "check.sh: unknown variant '$v' (gcc, asan, tsan, fuzz)" >&2; exit 2 ;;
+    sqlite) args=(-DCMAKE_CXX_COMPILER=g++ "${subset[@]}" -DKYSERA_INFRA_WITH_POSTGRES=OFF -DKYSERA_INFRA_WITH_MYSQL=OFF) ;;
+    mysql-sqlite) args=(-DCMAKE_CXX_COMPILER=clang++ "${subset[@]}" -DKYSERA_INFRA_WITH_POSTGRES=OFF) ;;
+    matrix)
+      if [ ! -d "$driver_sources" ]; then
+        echo "=== [matrix] skipped: no driver archives in $driver_sources (set KYSERA_DRIVER_SOURCES)" >&2
+        continue
+      fi
+      echo "=== [matrix] driver matrix from $driver_sources" >&2
+      if ! KYSERA_MATRIX_DIR="$out/matrix" KYSERA_CHECK_JOBS="$jobs" bash "$root/scripts/driver-matrix.sh" "$driver_sources"; then
+        echo "=== [matrix] FAILED" >&2
+        status=1
+      fi
+      echo "=== [matrix] done in $((SECONDS - start))s" >&2
+      continue ;;
+    fuzz)
+      echo "=== [fuzz] build and run each harness for ${KYSERA_FUZZ_SECONDS:-60} s" >&2
+      if ! KYSERA_FUZZ_DIR="$out/fuzz" bash "$root/scripts/fuzz.sh" "${KYSERA_FUZZ_SECONDS:-60}"; then
+        echo "=== [fuzz] FAILED" >&2
+        status=1
+      fi
+      echo "=== [fuzz] done in $((SECONDS - start))s" >&2
+      continue ;;
+    *) echo "check.sh: unknown variant '$v' (gcc, asan, tsan, sqlite, mysql-sqlite, matrix, fuzz)" >&2; exit 2 ;;
   esac
   echo "=== [$v] configure and build" >&2
   cmake -S "$root" -B "$out/$v" "${common[@]}" "${args[@]}" >/dev/null
   cmake --build "$out/$v" -j "$jobs"
+  echo "=== [$v] built in $((SECONDS - start))s" >&2
   echo "=== [$v] test" >&2
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export LSAN_OPTIONS="suppressions=$root/tests/support/lsan.supp:print_suppressions=0"
@@ -54,5 +83,6 @@ for v in "${variants[@]}"; do
     echo "=== [$v] FAILED" >&2
     status=1
   fi
+  echo "=== [$v] done in $((SECONDS - start))s" >&2
 done
 exit $status

@@ -2,16 +2,20 @@
 # Installs the Debian 12 packages a profile needs, skipping those already present.
 #   scripts/install-deps.sh demo   compiler, CMake and SQLite: enough for the demo
 #   scripts/install-deps.sh full   everything the test suite, sanitizers and benchmarks use
+#   scripts/install-deps.sh matrix full, plus what scripts/driver-matrix.sh needs to build libpqxx
+#                                  7 (GCC 12) and 8 (clang-16 with libc++-16, for <format>)
 set -euo pipefail
 profile=${1:-full}
 demo_pkgs=(g++ cmake ninja-build pkg-config libsqlite3-dev)
 full_pkgs=("${demo_pkgs[@]}" clang libclang-rt-14-dev catch2 libpqxx-dev libmysqlcppconn-dev
   libboost-dev postgresql mariadb-server mariadb-client libbenchmark-dev libsoci-dev libpoco-dev
   libspdlog-dev procps util-linux)
+matrix_pkgs=("${full_pkgs[@]}" g++-12 clang-16 libc++-16-dev libc++abi-16-dev libpq-dev python3)
 case "$profile" in
   demo) pkgs=("${demo_pkgs[@]}") ;;
   full) pkgs=("${full_pkgs[@]}") ;;
-  *) echo "usage: $0 demo|full" >&2; exit 2 ;;
+  matrix) pkgs=("${matrix_pkgs[@]}") ;;
+  *) echo "usage: $0 demo|full|matrix" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,6 +2,9 @@
 // fixture. Faults are real: KILL, server stop/restart/pause, InnoDB deadlocks and lock waits.
 
 #include "support/catch.hpp"
+
+// Only in builds that have the MySQL adapter (kysera::infra-mysql linked).
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 #include "support/servers.hpp"
 
 #include "mysql_traits.hpp"
@@ -534,3 +537,5 @@ TEST_CASE("mysql close is idempotent final and waits for the statement in flight
                                                 std::to_string(id)) == 0;
   }));
 }
+
+#endif  // KYSERA_INFRA_HAS_MYSQL

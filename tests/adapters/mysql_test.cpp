@@ -2,6 +2,9 @@
 
 #include "support/catch.hpp"
 
+// Only in builds that have the MySQL adapter (kysera::infra-mysql linked).
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+
 #include <kysera/infra/adapters/mysql.hpp>
 #include <kysera/infra/database.hpp>
 
@@ -306,3 +309,5 @@ TEST_CASE("mysql connect to a refused port maps to connection_refused without th
     CHECK(what.find("hunter2-secret") == std::string::npos);
   }
 }
+
+#endif  // KYSERA_INFRA_HAS_MYSQL

@@ -2,6 +2,9 @@
 // translation of real failures, reconnects, transactions, cancel and thread safety.
 #include "support/catch.hpp"
 
+// Only in builds that have the PostgreSQL adapter (kysera::infra-postgres linked).
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+
 #include <kysera/infra/adapters/postgres.hpp>
 
 #include <atomic>
@@ -655,3 +658,5 @@ TEST_CASE("postgres close inside a transaction rolls it back", "[postgres]") {
   CHECK(e.code() == infra::errc::closed);
   CHECK(count_rows(table.name, "id = 40") == 0);
 }
+
+#endif  // KYSERA_INFRA_HAS_POSTGRES

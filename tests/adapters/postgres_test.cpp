@@ -1,6 +1,9 @@
 // PostgreSQL adapter, no server needed: options, connection strings, error translation.
 #include "support/catch.hpp"
 
+// Only in builds that have the PostgreSQL adapter (kysera::infra-postgres linked).
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+
 #include <kysera/infra/adapters/postgres.hpp>
 #include <kysera/infra/database.hpp>
 
@@ -598,3 +601,5 @@ TEST_CASE("postgres timeouts beyond the int range of libpq and the server are re
     CHECK(e.code() == infra::errc::connection_refused);
   }
 }
+
+#endif  // KYSERA_INFRA_HAS_POSTGRES

@@ -2,6 +2,9 @@
 
 #include "support/catch.hpp"
 
+// Only in builds that have the SQLite adapter (kysera::infra-sqlite linked).
+#if defined(KYSERA_INFRA_HAS_SQLITE)
+
 #include "sqlite_traits.hpp"
 
 #include <kysera/infra/adapters/sqlite.hpp>
@@ -865,3 +868,5 @@ TEST_CASE("sqlite ping: fails on a file that stopped being a database", "[sqlite
   CHECK(e.code() == errc::backend_error);
   CHECK(e.native_code() == SQLITE_NOTADB);
 }
+
+#endif  // KYSERA_INFRA_HAS_SQLITE

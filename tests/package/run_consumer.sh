@@ -8,14 +8,19 @@ mode=$1 src=$2 build=$3 work=$4
 prefix="$work/prefix"
 rm -rf "$work/$mode"
 mkdir -p "$work/$mode"
-components="sqlite"
-urls=("sqlite://$work/$mode/consumer.db")
+# Only components the build has (KYSERA_TEST_COMPONENTS, comma-separated; default all three).
+built=",${KYSERA_TEST_COMPONENTS-postgres,mysql,sqlite},"
+has() { case "$built" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+components=""
+urls=()
+add() { components="${components:+$components;}$1"; urls+=("$2"); }
+if has sqlite; then add sqlite "sqlite://$work/$mode/consumer.db"; fi
 env_file="${KYSERA_TEST_SERVER_DIR:-$build/test-servers}/server.env"
 if [ -f "$env_file" ]; then
   while IFS='=' read -r key value; do
     case "$key" in
-      KYSERA_TEST_POSTGRES_URL) components="$components;postgres"; urls+=("$value") ;;
-      KYSERA_TEST_MYSQL_URL) components="$components;mysql"; urls+=("$value") ;;
+      KYSERA_TEST_POSTGRES_URL) if has postgres; then add postgres "$value"; fi ;;
+      KYSERA_TEST_MYSQL_URL) if has mysql; then add mysql "$value"; fi ;;
     esac
   done < "$env_file"
 fi

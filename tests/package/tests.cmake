@@ -1,15 +1,33 @@
 # Package tests (label `package`): install + find_package, add_subdirectory, pkg-config, a missing
-# component, and an offline check of the vcpkg port. Only meaningful when install rules exist.
+# component (only meaningful when install rules exist), an offline check of the vcpkg port, and the
+# MySQL driver lookup against stub installs of each shape Connector/C++ comes in.
+# The consumers use only the components this build has (KYSERA_TEST_COMPONENTS, comma-separated).
 if(KYSERA_INFRA_INSTALL)
   set(work "${CMAKE_CURRENT_BINARY_DIR}/package-work")
-  foreach(mode IN ITEMS find_package add_subdirectory pkg_config missing_component)
+  string(REPLACE ";" "," built_components "${KYSERA_INFRA_COMPONENTS}")
+  set(modes missing_component)
+  if(KYSERA_INFRA_COMPONENTS)
+    list(APPEND modes find_package add_subdirectory)
+  endif()
+  if("sqlite" IN_LIST KYSERA_INFRA_COMPONENTS)
+    list(APPEND modes pkg_config)  # its consumer links SQLite by hand
+  endif()
+  foreach(mode IN LISTS modes)
     add_test(NAME "package: ${mode}"
       COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/package/run_consumer.sh ${mode} ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR} ${work})
     set_tests_properties("package: ${mode}" PROPERTIES LABELS "package" TIMEOUT 600
       FIXTURES_REQUIRED servers RESOURCE_LOCK "servers;package-prefix"
-      ENVIRONMENT "CXX=${CMAKE_CXX_COMPILER};KYSERA_TEST_SERVER_DIR=${KYSERA_TEST_SERVER_DIR}")
+      ENVIRONMENT "CXX=${CMAKE_CXX_COMPILER};KYSERA_TEST_SERVER_DIR=${KYSERA_TEST_SERVER_DIR};KYSERA_TEST_COMPONENTS=${built_components}")
   endforeach()
 endif()
 add_test(NAME "package: vcpkg port"
   COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -P ${CMAKE_CURRENT_SOURCE_DIR}/package/check_port.cmake)
 set_tests_properties("package: vcpkg port" PROPERTIES LABELS "package")
+
+# The MySQL driver lookup against stub installs of each shape (check_driver_lookup.cmake).
+foreach(shape IN ITEMS config-shared config-static vcpkg-headers debian-headers debian-no-boost)
+  add_test(NAME "package: mysql driver lookup (${shape})"
+    COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/driver-lookup"
+      -DCASE=${shape} -DCXX=${CMAKE_CXX_COMPILER} -P ${CMAKE_CURRENT_SOURCE_DIR}/package/check_driver_lookup.cmake)
+  set_tests_properties("package: mysql driver lookup (${shape})" PROPERTIES LABELS "package" TIMEOUT 120)
+endforeach()

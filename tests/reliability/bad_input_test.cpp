@@ -76,9 +76,11 @@ struct temp_dir {
   std::string file(const char* name) const { return (path / name).string(); }
 };
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 std::unique_ptr<infra::sqlite::connection> memory_db() {
   return std::make_unique<infra::sqlite::connection>(":memory:");
 }
+#endif
 
 }  // namespace
 
@@ -86,6 +88,7 @@ std::unique_ptr<infra::sqlite::connection> memory_db() {
 // Connection strings
 // ---------------------------------------------------------------------------------------------
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres malformed URLs throw invalid_url without the password", "[reliability][postgres]") {
   const std::string p(pw);
   std::vector<bad_string> cases = {
@@ -110,7 +113,9 @@ TEST_CASE("postgres malformed URLs throw invalid_url without the password", "[re
   };
   require_all_invalid_url(cases, [](const std::string& s) { infra::postgres::connection c(s); });
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres option values that libpq rejects are invalid_url", "[reliability][postgres]") {
   // libpq checks these values before it connects; a bad value is a malformed connection string,
   // not a refused connection.
@@ -124,7 +129,9 @@ TEST_CASE("postgres option values that libpq rejects are invalid_url", "[reliabi
   };
   require_all_invalid_url(cases, [](const std::string& s) { infra::postgres::connection c(s); });
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres URL with empty IPv6 brackets is invalid_url", "[reliability][postgres]") {
   // libpq rejects "[]" itself ("IPv6 host address may not be empty in URI"); that is a malformed
   // string, not a refused connection.
@@ -133,7 +140,9 @@ TEST_CASE("postgres URL with empty IPv6 brackets is invalid_url", "[reliability]
   CHECK(o.is(infra::errc::invalid_url));
   CHECK(o.message.find(pw) == std::string::npos);
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres URL without a scheme does not quote the text", "[reliability][postgres]") {
   // Without "postgres://" the string is read as conninfo; the error must not echo it, because
   // it holds the password.
@@ -145,7 +154,9 @@ TEST_CASE("postgres URL without a scheme does not quote the text", "[reliability
     CHECK(o.message.find(pw) == std::string::npos);
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres malformed conninfo throws invalid_url without the password", "[reliability][postgres]") {
   const std::string p(pw);
   std::vector<bad_string> cases = {
@@ -160,7 +171,9 @@ TEST_CASE("postgres malformed conninfo throws invalid_url without the password",
   };
   require_all_invalid_url(cases, [](const std::string& s) { infra::postgres::connection c(s); });
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres conninfo with a stray word after the password does not quote it", "[reliability][postgres]") {
   // An unquoted password with a space: libpq would read "Tail-Fragment-9c1" as a keyword. The
   // second half of what the user meant as a password must not appear in the message either.
@@ -171,7 +184,9 @@ TEST_CASE("postgres conninfo with a stray word after the password does not quote
   CHECK(o.is(infra::errc::invalid_url));
   CHECK(o.message.find("Tail-Fragment-9c1") == std::string::npos);
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres empty connection string means libpq defaults and the environment", "[reliability][postgres]") {
   // Documented: "" is valid conninfo (libpq defaults plus PG* variables); here they point at a
   // port where nothing listens, so the connect is refused, and PGPASSWORD is redacted.
@@ -183,7 +198,9 @@ TEST_CASE("postgres empty connection string means libpq defaults and the environ
   CHECK(o.is(infra::errc::connection_refused));
   CHECK(o.message.find(pw) == std::string::npos);
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres well-formed URL to a closed port is refused without the password", "[reliability][postgres]") {
   // The control case for the catalogue above: parsing accepts it, the connect fails.
   for (std::string text : {"postgres://app:" + std::string(pw) + "@127.0.0.1:1/app",
@@ -198,7 +215,9 @@ TEST_CASE("postgres well-formed URL to a closed port is refused without the pass
     CHECK(o.message.find("p%40ss") == std::string::npos);
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("mysql malformed URLs throw invalid_url without the password", "[reliability][mysql]") {
   const std::string p(pw);
   std::vector<bad_string> cases = {
@@ -226,7 +245,9 @@ TEST_CASE("mysql malformed URLs throw invalid_url without the password", "[relia
   };
   require_all_invalid_url(cases, [](const std::string& s) { infra::mysql::connection c(s); });
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("mysql URL whose escapes decode to a NUL byte is invalid_url", "[reliability][mysql]") {
   // The client library takes C strings: a %00 would silently cut the user, password or database
   // name (and put a NUL into description()). It must be rejected like a literal NUL byte.
@@ -238,7 +259,9 @@ TEST_CASE("mysql URL whose escapes decode to a NUL byte is invalid_url", "[relia
   };
   require_all_invalid_url(cases, [](const std::string& s) { infra::mysql::connection c(s); });
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("mysql well-formed URL to a closed port is refused without the password", "[reliability][mysql]") {
   for (std::string text : {"mysql://app:" + std::string(pw) + "@127.0.0.1:1/app",
                            "mariadb://app:" + kysera::test::reliability::percent_encode("p@ss:/?#w%rd") +
@@ -251,7 +274,9 @@ TEST_CASE("mysql well-formed URL to a closed port is refused without the passwor
     CHECK(o.message.find("p%40ss") == std::string::npos);
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite malformed connection strings throw invalid_url", "[reliability][sqlite]") {
   std::vector<bad_string> cases = {
       {"empty string", ""},
@@ -271,7 +296,9 @@ TEST_CASE("sqlite malformed connection strings throw invalid_url", "[reliability
   require_all_invalid_url(cases, [](const std::string& s) { infra::sqlite::connection c(s); });
   CHECK_FALSE(fs::exists("/tmp/kysera-rel.db"));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite file URI that SQLite rejects is invalid_url", "[reliability][sqlite]") {
   // "file:" URIs go to SQLite unchanged; one it cannot use is a bad connection string, not a
   // failed statement (errc::query_failed is for statements).
@@ -283,7 +310,9 @@ TEST_CASE("sqlite file URI that SQLite rejects is invalid_url", "[reliability][s
     CHECK(o.is(infra::errc::invalid_url));
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite has no host or port so such URLs name relative paths", "[reliability][sqlite]") {
   // Documented: everything after sqlite:// is a path. These name directories that do not exist,
   // so opening is refused (SQLITE_CANTOPEN), and nothing is created.
@@ -295,7 +324,9 @@ TEST_CASE("sqlite has no host or port so such URLs name relative paths", "[relia
   CHECK_FALSE(fs::exists("[::1"));
   CHECK_FALSE(fs::exists("localhost:70000"));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite plain path in a missing directory is refused", "[reliability][sqlite]") {
   temp_dir dir;
   outcome o = capture([&] { infra::sqlite::connection c(dir.file("missing/app.db")); });
@@ -306,11 +337,13 @@ TEST_CASE("sqlite plain path in a missing directory is refused", "[reliability][
   CHECK(ro.is(infra::errc::connection_refused));
   CHECK_FALSE(fs::exists(dir.file("absent.db")));
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Adapter options
 // ---------------------------------------------------------------------------------------------
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres connection_options reject bad values before connecting", "[reliability][postgres]") {
   const std::string url = "postgres://app:" + std::string(pw) + "@127.0.0.1:1/app";
   auto open = [&](infra::postgres::connection_options o) { infra::postgres::connection c(url, std::move(o)); };
@@ -323,7 +356,9 @@ TEST_CASE("postgres connection_options reject bad values before connecting", "[r
   KYSERA_INFRA_REQUIRE_INVALID("statement_timeout", open({.statement_timeout = std::chrono::milliseconds::max()}));
   KYSERA_INFRA_REQUIRE_INVALID("application_name", open({.application_name = with_nul("app", "x")}));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("mysql connection_options reject bad values before connecting", "[reliability][mysql]") {
   const std::string url = "mysql://app:" + std::string(pw) + "@127.0.0.1:1/app";
   auto open = [&](infra::mysql::connection_options o) { infra::mysql::connection c(url, o); };
@@ -335,7 +370,9 @@ TEST_CASE("mysql connection_options reject bad values before connecting", "[reli
   KYSERA_INFRA_REQUIRE_INVALID("cancel_timeout", open({.cancel_timeout = 0ms}));
   KYSERA_INFRA_REQUIRE_INVALID("cancel_timeout", open({.cancel_timeout = -1ms}));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite connection_options reject bad values before opening", "[reliability][sqlite]") {
   temp_dir dir;
   const std::string path = dir.file("never.db");
@@ -349,6 +386,7 @@ TEST_CASE("sqlite connection_options reject bad values before opening", "[reliab
                                open({.transaction_mode = static_cast<infra::sqlite::transaction_mode>(42)}));
   CHECK_FALSE(fs::exists(path));
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Module options
@@ -379,6 +417,7 @@ TEST_CASE("retry_options reject bad values before fn runs", "[reliability][resil
   CHECK(res::with_retry(fn, {.jitter = 1.0}) == 2);
 }
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("with_transaction_retry rejects bad options before the transaction", "[reliability][resilience][sqlite]") {
   namespace res = infra::resilience;
   auto db = memory_db();
@@ -389,6 +428,7 @@ TEST_CASE("with_transaction_retry rejects bad options before the transaction", "
   KYSERA_INFRA_REQUIRE_INVALID("delay", res::with_transaction_retry(*db, fn, res::retry_options{.delay = -1ms}));
   CHECK(calls == 0);
 }
+#endif
 
 TEST_CASE("circuit_breaker_options reject bad values", "[reliability][resilience]") {
   namespace res = infra::resilience;
@@ -403,6 +443,7 @@ TEST_CASE("circuit_breaker_options reject bad values", "[reliability][resilience
   CHECK(zero.is_closed());
 }
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)  // its pools hold SQLite connections
 TEST_CASE("pool_options reject bad values before any connection opens", "[reliability][pool]") {
   int opened = 0;
   auto factory = [&] {
@@ -429,7 +470,9 @@ TEST_CASE("pool_options reject bad values before any connection opens", "[reliab
   KYSERA_INFRA_REQUIRE_INVALID("timeout", (void)pool.acquire(-1ms));
   CHECK(opened == 0);
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("health check options reject bad values", "[reliability][health][sqlite]") {
   namespace health = infra::health;
   auto db = memory_db();
@@ -441,7 +484,9 @@ TEST_CASE("health check options reject bad values", "[reliability][health][sqlit
                                check({.degraded_threshold = 600ms, .unhealthy_threshold = 500ms}));
   KYSERA_INFRA_REQUIRE_INVALID("unhealthy_threshold", check({.unhealthy_threshold = -1ms}));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("health_monitor options reject bad values", "[reliability][health][sqlite]") {
   namespace health = infra::health;
   auto db = memory_db();
@@ -454,7 +499,9 @@ TEST_CASE("health_monitor options reject bad values", "[reliability][health][sql
   KYSERA_INFRA_REQUIRE_INVALID("unhealthy_threshold",
                                make({.degraded_threshold = 600ms, .unhealthy_threshold = 500ms}));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("debug_options and get_metrics options reject bad values", "[reliability][health][sqlite]") {
   namespace health = infra::health;
   auto db = memory_db();
@@ -463,7 +510,9 @@ TEST_CASE("debug_options and get_metrics options reject bad values", "[reliabili
   dbg.execute("SELECT 1");
   KYSERA_INFRA_REQUIRE_INVALID("slow_query_threshold", (void)health::get_metrics(dbg, {.slow_query_threshold = -1ms}));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("get_metrics rejects periods that do not parse", "[reliability][health][sqlite]") {
   namespace health = infra::health;
   auto db = memory_db();
@@ -488,7 +537,9 @@ TEST_CASE("get_metrics rejects periods that do not parse", "[reliability][health
     CHECK(m.queries->total == 1);
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("graceful_shutdown rejects a timeout that is not positive before doing anything", "[reliability][shutdown][sqlite]") {
   namespace sd = infra::shutdown;
   auto db = memory_db();
@@ -498,7 +549,9 @@ TEST_CASE("graceful_shutdown rejects a timeout that is not positive before doing
   CHECK_FALSE(ran);
   CHECK(db->is_open());
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("shutdown signal lists with invalid numbers are rejected", "[reliability][shutdown][sqlite]") {
   namespace sd = infra::shutdown;
   auto db = memory_db();
@@ -523,6 +576,7 @@ TEST_CASE("shutdown signal lists with invalid numbers are rejected", "[reliabili
   CHECK_NOTHROW(controller.register_signals());
   CHECK(db->is_open());
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Extreme durations and sizes: rejected with std::invalid_argument naming the field, or honoured;
@@ -534,6 +588,7 @@ constexpr auto forever = std::chrono::milliseconds::max();
 constexpr std::chrono::milliseconds three_centuries = std::chrono::hours(24 * 365 * 300);
 }  // namespace
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres connect_timeout too large for libpq is rejected or clamped", "[reliability][postgres]") {
   // libpq takes whole seconds in an int. The right outcomes: invalid_argument naming the field,
   // or a clamped bound (then this URL is simply refused). Not an overflow into a bad URL.
@@ -547,7 +602,9 @@ TEST_CASE("postgres connect_timeout too large for libpq is rejected or clamped",
            o.is(infra::errc::connection_refused)));
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("health check with a huge timeout is rejected or honoured", "[reliability][health][sqlite]") {
   auto db = memory_db();
   for (auto timeout : {forever, three_centuries}) {
@@ -561,7 +618,9 @@ TEST_CASE("health check with a huge timeout is rejected or honoured", "[reliabil
            (o.what == outcome::kind::invalid_argument && o.message.find("timeout") != std::string::npos)));
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("health_monitor with a huge interval is rejected or never rechecks early", "[reliability][health][sqlite]") {
   namespace health = infra::health;
   auto db = memory_db();
@@ -599,6 +658,7 @@ TEST_CASE("health_monitor with a huge interval is rejected or never rechecks ear
     CHECK(calls == 1);
   }
 }
+#endif
 
 TEST_CASE("circuit breaker with a huge reset_time is rejected or stays open", "[reliability][resilience]") {
   namespace res = infra::resilience;
@@ -651,6 +711,7 @@ TEST_CASE("graceful shutdown with a huge timeout is rejected or completes", "[re
   }
 }
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)  // its pools hold SQLite connections
 TEST_CASE("pool with a huge housekeeping_interval is rejected or stays idle", "[reliability][pool]") {
   // The housekeeper makes one pass at start (here: one failing attempt to open min_idle), then
   // waits the interval. An interval that overflows the wait must not turn into a busy loop that
@@ -691,7 +752,9 @@ TEST_CASE("pool with a huge housekeeping_interval is rejected or stays idle", "[
     run_bounded("pool close", 10s, [&] { pool->close(); });
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)  // its pools hold SQLite connections
 TEST_CASE("pool max_size too large to allocate fails cleanly", "[reliability][pool]") {
   // The right outcome is std::invalid_argument naming max_size; an allocation failure
   // (std::bad_alloc, std::length_error) is acceptable; a crash is not.
@@ -704,7 +767,9 @@ TEST_CASE("pool max_size too large to allocate fails cleanly", "[reliability][po
     if (o.what == outcome::kind::invalid_argument) CHECK(o.message.find("max_size") != std::string::npos);
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("with_debug max_metrics too large to allocate fails cleanly", "[reliability][health][sqlite]") {
   auto db = memory_db();
   for (std::size_t size : {std::numeric_limits<std::size_t>::max(), std::size_t{1} << 63}) {
@@ -715,7 +780,9 @@ TEST_CASE("with_debug max_metrics too large to allocate fails cleanly", "[reliab
     if (o.what == outcome::kind::invalid_argument) CHECK(o.message.find("max_metrics") != std::string::npos);
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("huge durations that are honoured", "[reliability][resilience][pool][sqlite]") {
   // Values that mean "practically forever" and already work: the documented result.
   std::vector<std::chrono::milliseconds> sleeps;
@@ -753,11 +820,13 @@ TEST_CASE("huge durations that are honoured", "[reliability][resilience][pool][s
   REQUIRE(m.queries.has_value());
   CHECK(m.queries->slow_count == 0);
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // SQL text (SQLite; the server backends are in bad_input_it.cpp)
 // ---------------------------------------------------------------------------------------------
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite empty and whitespace-only SQL return an empty result", "[reliability][sqlite]") {
   auto db = memory_db();
   for (std::string_view sql : {""sv, "   "sv, " \n\t\r "sv, ";"sv, ";;;"sv, "-- a comment"sv, "/* open comment"sv}) {
@@ -770,7 +839,9 @@ TEST_CASE("sqlite empty and whitespace-only SQL return an empty result", "[relia
   }
   CHECK(db->execute("SELECT 1").size() == 1);
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite huge SQL text runs or fails cleanly", "[reliability][sqlite]") {
   auto db = memory_db();
   SECTION("10 MB comment") {
@@ -797,7 +868,9 @@ TEST_CASE("sqlite huge SQL text runs or fails cleanly", "[reliability][sqlite]")
     CHECK(db->execute("SELECT 1").size() == 1);
   }
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite SQL with a NUL byte is rejected before anything runs", "[reliability][sqlite]") {
   auto db = memory_db();
   for (std::string sql : {with_nul("SELECT 1", " garbage"), with_nul("SELECT 1", ""), with_nul("", "SELECT 1"),
@@ -810,11 +883,13 @@ TEST_CASE("sqlite SQL with a NUL byte is rejected before anything runs", "[relia
   // The statement before the NUL did not run.
   CHECK(db->execute("SELECT count(*) FROM sqlite_master WHERE name = 't_nul'").at(0, 0) == "0");
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // After close()
 // ---------------------------------------------------------------------------------------------
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("sqlite connection after close throws closed and close is idempotent", "[reliability][sqlite]") {
   temp_dir dir;
   infra::sqlite::connection db(dir.file("a.db"));
@@ -852,7 +927,9 @@ TEST_CASE("sqlite connection after close throws closed and close is idempotent",
   CHECK(retried.is(infra::errc::closed));
   CHECK(attempts == 1);
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("closing inside a transaction then using the connection throws closed", "[reliability][sqlite]") {
   auto db = memory_db();
   outcome o = capture([&] {
@@ -866,7 +943,9 @@ TEST_CASE("closing inside a transaction then using the connection throws closed"
   CHECK(o.is(infra::errc::closed));
   CHECK_FALSE(db->is_open());
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("pool after close throws pool_closed and close is idempotent", "[reliability][pool][sqlite]") {
   using pool_t = infra::pool::connection_pool<infra::sqlite::connection>;
   int opened = 0;
@@ -907,7 +986,9 @@ TEST_CASE("pool after close throws pool_closed and close is idempotent", "[relia
   CHECK(r.metrics.pool_metrics->max == 2);
   CHECK_NOTHROW(infra::shutdown::graceful_shutdown(pool, {.timeout = 5s, .on_shutdown = {}, .logger = &infra::silent_logger()}));
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("with_debug wrapper after close records the failures and still reports", "[reliability][health][sqlite]") {
   auto db = memory_db();
   auto dbg = infra::health::with_debug(*db, {.max_metrics = 8});
@@ -932,7 +1013,9 @@ TEST_CASE("with_debug wrapper after close records the failures and still reports
   auto moved = std::move(dbg);
   CHECK(moved.metrics_size() == 2);
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("health_monitor stop start and destroy in any order", "[reliability][health][sqlite]") {
   namespace health = infra::health;
   auto db = memory_db();
@@ -985,6 +1068,7 @@ TEST_CASE("health_monitor stop start and destroy in any order", "[reliability][h
   CHECK(first_calls == 1);
   CHECK(second_calls == 1);
 }
+#endif
 
 TEST_CASE("shutdown controller execute twice and after move", "[reliability][shutdown]") {
   namespace sd = infra::shutdown;
@@ -1024,6 +1108,7 @@ TEST_CASE("shutdown controller execute twice and after move", "[reliability][shu
   }
 }
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("graceful_shutdown of an already closed database succeeds", "[reliability][shutdown][sqlite]") {
   auto db = memory_db();
   auto quiet = infra::make_logger([](infra::log_level, std::string_view) {});
@@ -1032,3 +1117,4 @@ TEST_CASE("graceful_shutdown of an already closed database succeeds", "[reliabil
   run_bounded("second graceful_shutdown", 10s,
               [&] { infra::shutdown::graceful_shutdown(*db, {.timeout = 5s, .on_shutdown = {}, .logger = &quiet}); });
 }
+#endif

@@ -39,6 +39,8 @@
 #include "support/catch.hpp"
 #include "support/servers.hpp"
 
+// The soak runs against a server backend; a build without one has nothing to soak.
+#if defined(KYSERA_INFRA_HAS_POSTGRES) || defined(KYSERA_INFRA_HAS_MYSQL)
 namespace {
 
 namespace infra = kysera::infra;
@@ -712,10 +714,15 @@ void run_soak() {
 
 }  // namespace
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("postgres soak under session kills restarts and pauses", "[reliability][postgres]") {
   run_soak<kysera::test::soak::postgres_backend>();
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("mysql soak under session kills restarts and pauses", "[reliability][mysql]") {
   run_soak<kysera::test::soak::mysql_backend>();
 }
+#endif
+#endif  // a server backend

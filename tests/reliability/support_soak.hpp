@@ -8,8 +8,12 @@
 // - MariaDB: the pool's sessions use their own schema "kysera_soak"; the admin session (schema
 //   kysera_test) KILLs every session information_schema.PROCESSLIST lists in that schema.
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 #include <kysera/infra/adapters/mysql.hpp>
+#endif
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 #include <kysera/infra/adapters/postgres.hpp>
+#endif
 
 #include <chrono>
 #include <cstdint>
@@ -23,6 +27,7 @@
 
 namespace kysera::test::soak {
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 /// PostgreSQL side of the soak test.
 struct postgres_backend {
   using connection = infra::postgres::connection;
@@ -122,7 +127,9 @@ struct postgres_backend {
     }
   }
 };
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 /// MariaDB side of the soak test.
 struct mysql_backend {
   using connection = infra::mysql::connection;
@@ -227,5 +234,6 @@ struct mysql_backend {
     return killed;
   }
 };
+#endif
 
 }  // namespace kysera::test::soak

@@ -5,9 +5,15 @@
 #include "support/catch.hpp"
 #include "support/servers.hpp"
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 #include <kysera/infra/adapters/mysql.hpp>
+#endif
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 #include <kysera/infra/adapters/postgres.hpp>
+#endif
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 #include <kysera/infra/adapters/sqlite.hpp>
+#endif
 #include <kysera/infra/resilience.hpp>
 
 #include <unistd.h>
@@ -31,9 +37,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 std::int64_t scalar(infra::postgres::connection& c, const std::string& sql) {
   return c.execute(sql)[0][0].as<std::int64_t>();
 }
+#endif
 template <class Connection>
 std::int64_t scalar(Connection& c, const std::string& sql) {
   auto r = c.execute(sql);
@@ -91,6 +99,7 @@ struct retry_log {
   }
 };
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 /// A fresh SQLite file path, removed (with its journal files) at scope end.
 struct temp_sqlite_file {
   std::filesystem::path path;
@@ -107,11 +116,13 @@ struct temp_sqlite_file {
     }
   }
 };
+#endif
 
 }  // namespace
 
 // ---------------------------------------------------------------- retry across a session kill
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("with_retry recovers from a server-side kill of the postgres session", "[resilience][postgres]") {
   infra::postgres::connection victim(servers::postgres_url());
   infra::postgres::connection killer(servers::postgres_url());
@@ -128,7 +139,9 @@ TEST_CASE("with_retry recovers from a server-side kill of the postgres session",
   CHECK(new_pid != pid);  // a new session answered
   CHECK(log.get() == std::vector<std::pair<int, errc>>{{1, errc::connection_lost}});
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("with_retry recovers from a server-side kill of the mariadb session", "[resilience][mysql]") {
   infra::mysql::connection victim(servers::mysql_url());
   infra::mysql::connection killer(servers::mysql_url());
@@ -145,9 +158,11 @@ TEST_CASE("with_retry recovers from a server-side kill of the mariadb session", 
   CHECK(new_id != id);
   CHECK(log.get() == std::vector<std::pair<int, errc>>{{1, errc::connection_lost}});
 }
+#endif
 
 // ---------------------------------------------------------------- whole-transaction retry
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("with_transaction_retry reruns a postgres transaction after a real serialization failure", "[resilience][postgres]") {
   infra::postgres::connection db(servers::postgres_url());
   infra::postgres::connection other(servers::postgres_url());
@@ -186,7 +201,9 @@ TEST_CASE("with_transaction_retry reruns a postgres transaction after a real ser
   db.execute("DROP TABLE kysera_res_account");
   db.execute("DROP TABLE kysera_res_audit");
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("with_transaction_retry reruns the victim of a real mariadb deadlock", "[resilience][mysql]") {
   infra::mysql::connection a(servers::mysql_url());
   infra::mysql::connection b(servers::mysql_url());
@@ -249,7 +266,9 @@ TEST_CASE("with_transaction_retry reruns the victim of a real mariadb deadlock",
   a.execute("DROP TABLE kysera_res_pair");
   a.execute("DROP TABLE kysera_res_log");
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_SQLITE)
 TEST_CASE("contending sqlite writers all succeed through retry with no lost rows", "[resilience][sqlite]") {
   temp_sqlite_file file("writers");
   {
@@ -320,6 +339,7 @@ TEST_CASE("contending sqlite writers all succeed through retry with no lost rows
   CHECK(scalar(check, "SELECT COUNT(DISTINCT writer * 1000 + n) FROM item WHERE writer >= 0") ==
         writers * rows_each);
 }
+#endif
 
 // ---------------------------------------------------------------- breaker across a server outage
 
@@ -386,10 +406,14 @@ void breaker_across_outage(const std::string& server, const std::string& url) {
 
 }  // namespace
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 TEST_CASE("the breaker opens while postgres is stopped and closes after it is back", "[resilience][postgres]") {
   breaker_across_outage<infra::postgres::connection>("postgres", servers::postgres_url());
 }
+#endif
 
+#if defined(KYSERA_INFRA_HAS_MYSQL)
 TEST_CASE("the breaker opens while mariadb is stopped and closes after it is back", "[resilience][mysql]") {
   breaker_across_outage<infra::mysql::connection>("mysql", servers::mysql_url());
 }
+#endif

@@ -3,6 +3,9 @@
 // documented order (on_shutdown stops the monitor, then the pool closes); is_shutting_down() is
 // what a readiness probe reads.
 #include "support/catch.hpp"
+
+// Only in builds that have the PostgreSQL adapter (kysera::infra-postgres linked).
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
 #include "support/servers.hpp"
 #include "support_log.hpp"
 #include "support_process.hpp"
@@ -196,3 +199,5 @@ TEST_CASE("a controller shuts a monitor and a pool down in order, and readiness 
   controller.execute();
   CHECK(checks_after_stop == 0);
 }
+
+#endif  // KYSERA_INFRA_HAS_POSTGRES

@@ -8,27 +8,55 @@
 // below (8.x also defines them as OPT_* macros with the same text), sql::SQLException's
 // getErrorCode()/getSQLStateCStr(), and Driver::threadInit()/threadEnd().
 
+// 8.x's <cppconn/build_config.h> says `#pragma GCC diagnostic ignored "-Wdeprecated-declarations"`
+// at file scope, which would hold for the rest of every file that includes this adapter. The
+// push/pop confines it to the driver's headers (unless the user included them earlier).
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#endif
 #if __has_include(<mysql/jdbc.h>)
-#include <mysql/jdbc.h>
-#define KYSERA_INFRA_MYSQL_JDBC_VERSION 8
+#include <mysql/jdbc.h>  // includes cppconn/version_info.h
 #elif __has_include(<jdbc/mysql_driver.h>)
 #include <jdbc/cppconn/exception.h>
 #include <jdbc/cppconn/resultset.h>
 #include <jdbc/cppconn/resultset_metadata.h>
 #include <jdbc/cppconn/statement.h>
+#include <jdbc/cppconn/version_info.h>
 #include <jdbc/mysql_connection.h>
 #include <jdbc/mysql_driver.h>
-#define KYSERA_INFRA_MYSQL_JDBC_VERSION 8
 #elif __has_include(<mysql_driver.h>)
 #include <cppconn/exception.h>
 #include <cppconn/resultset.h>
 #include <cppconn/resultset_metadata.h>
 #include <cppconn/statement.h>
+#if __has_include(<cppconn/version_info.h>)
+#include <cppconn/version_info.h>
+#endif
 #include <mysql_connection.h>
 #include <mysql_driver.h>
-#define KYSERA_INFRA_MYSQL_JDBC_VERSION 1
 #else
 #error "kysera/infra/adapters/mysql.hpp needs MySQL Connector/C++ (legacy JDBC API: <mysql/jdbc.h> or <mysql_driver.h>)"
+#endif
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+// The driver generation, from the driver's own version macro (cppconn/version_info.h:
+// MYCPPCONN_DM_MAJOR_VERSION is 1 for 1.1.x, 8 or 9 for 8.x/9.x): 1 or 8 (meaning 8.x and later).
+// The headers' location does not tell: a find_path fallback may put 8.x's include/jdbc/ first on
+// the include path, where <mysql_driver.h> is the 8.x header.
+#if defined(MYCPPCONN_DM_MAJOR_VERSION) && MYCPPCONN_DM_MAJOR_VERSION >= 8
+#define KYSERA_INFRA_MYSQL_JDBC_VERSION 8
+#elif defined(MYCPPCONN_DM_MAJOR_VERSION) || !__has_include(<mysql/jdbc.h>)
+#define KYSERA_INFRA_MYSQL_JDBC_VERSION 1
+#else
+#error "Connector/C++ headers without MYCPPCONN_DM_MAJOR_VERSION (cppconn/version_info.h)"
+#endif
+// Build checks (scripts/driver-matrix.sh) define the generation they mean to compile against, so a
+// wrong include path fails instead of silently testing the other branch.
+#if defined(KYSERA_INFRA_EXPECT_MYSQL_JDBC_VERSION) && \
+    KYSERA_INFRA_EXPECT_MYSQL_JDBC_VERSION != KYSERA_INFRA_MYSQL_JDBC_VERSION
+#error "kysera: the MySQL adapter was compiled against another Connector/C++ generation than KYSERA_INFRA_EXPECT_MYSQL_JDBC_VERSION"
 #endif
 
 #include <atomic>
@@ -52,12 +80,10 @@
 #define KYSERA_INFRA_MYSQL_OPT_CONNECT_TIMEOUT OPT_CONNECT_TIMEOUT
 #define KYSERA_INFRA_MYSQL_OPT_READ_TIMEOUT OPT_READ_TIMEOUT
 #define KYSERA_INFRA_MYSQL_OPT_WRITE_TIMEOUT OPT_WRITE_TIMEOUT
-#define KYSERA_INFRA_MYSQL_OPT_RECONNECT OPT_RECONNECT
 #else
 #define KYSERA_INFRA_MYSQL_OPT_CONNECT_TIMEOUT "OPT_CONNECT_TIMEOUT"
 #define KYSERA_INFRA_MYSQL_OPT_READ_TIMEOUT "OPT_READ_TIMEOUT"
 #define KYSERA_INFRA_MYSQL_OPT_WRITE_TIMEOUT "OPT_WRITE_TIMEOUT"
-#define KYSERA_INFRA_MYSQL_OPT_RECONNECT "OPT_RECONNECT"
 #endif
 
 namespace kysera::infra::mysql::detail {
@@ -165,8 +191,13 @@ inline std::unique_ptr<::sql::Connection> mysql_open(const mysql_target& t, int 
   opts[KYSERA_INFRA_MYSQL_OPT_CONNECT_TIMEOUT] = connect_s;
   if (read_s > 0) opts[KYSERA_INFRA_MYSQL_OPT_READ_TIMEOUT] = read_s;
   if (write_s > 0) opts[KYSERA_INFRA_MYSQL_OPT_WRITE_TIMEOUT] = write_s;
-  // We reconnect ourselves, visibly, and never replay a statement behind the caller's back.
-  opts[KYSERA_INFRA_MYSQL_OPT_RECONNECT] = false;
+  // We reconnect ourselves, visibly, and never replay a statement behind the caller's back, so
+  // the client library's auto-reconnect must stay off. It is off unless asked for: 1.1 and 8.x/9.x
+  // alike call mysql_options(MYSQL_OPT_RECONNECT) only when OPT_RECONNECT is in this map, and
+  // libmysqlclient (since 5.0.3) and MariaDB Connector/C start with reconnect off. Setting it
+  // anyway, even to false, makes libmysqlclient >= 8.0.34 print "WARNING: MYSQL_OPT_RECONNECT is
+  // deprecated" on every connect, so it is not set (contract_it's killed-session tests pin that a
+  // broken session is reported, not silently reconnected).
   return std::unique_ptr<::sql::Connection>(mysql_driver()->connect(opts));
 }
 
