@@ -136,6 +136,29 @@ TEST_CASE("mysql refused port is connection_refused", "[mysql]") {
   CHECK(lacks(o.what, mysql_backend::password()));
 }
 
+TEST_CASE("mysql refused connect and unknown database read as one sentence each", "[mysql]") {
+  const std::string refused_url = mysql_backend::refused_url();
+  const std::string port = refused_url.substr(refused_url.rfind(':') + 1, refused_url.rfind('/') - refused_url.rfind(':') - 1);
+  auto refused = capture([&] { my::connection c(refused_url); });
+  REQUIRE(refused.code.has_value());
+  CHECK(*refused.code == infra::errc::connection_refused);
+  CHECK(refused.what == "mysql: Can't connect to server on '127.0.0.1': the connection was refused or the host is "
+                        "unreachable. Is the server running and accepting TCP/IP connections on that port? "
+                        "(connecting to mysql://kysera@127.0.0.1:" + port + "/kysera_test)");
+
+  std::string url = mysql_backend::url();
+  url = url.substr(0, url.rfind('/')) + "/kysera_no_such_db";
+  auto missing = capture([&] { my::connection c(url); });
+  REQUIRE(missing.code.has_value());
+  CHECK(*missing.code == infra::errc::database_not_found);
+  CHECK(missing.native == 1049);
+  CHECK(missing.what.rfind("mysql: Unknown database 'kysera_no_such_db' (connecting to mysql://kysera@127.0.0.1:", 0) == 0);
+  CHECK(missing.what.back() == ')');  // no ": database not found" after it
+  auto use = capture([] { open()->execute("USE kysera_no_such_db"); });
+  REQUIRE(use.code.has_value());
+  CHECK(*use.code == infra::errc::database_not_found);
+}
+
 TEST_CASE("mysql stopped server is connection_refused and the connection comes back after start", "[mysql]") {
   auto db = open();
   {

@@ -243,7 +243,8 @@ TEST_CASE("mysql error numbers map to the contract's errc", "[mysql]") {
   CHECK(map(1045, "28000", mysql_phase::connect) == errc::authentication_failed);
   CHECK(map(1044, "42000", mysql_phase::connect) == errc::authentication_failed);
   CHECK(map(1698, "28000", mysql_phase::connect) == errc::authentication_failed);
-  CHECK(map(1049, "42000", mysql_phase::connect) == errc::backend_error);
+  CHECK(map(1049, "42000", mysql_phase::connect) == errc::database_not_found);
+  CHECK(map(1049, "42000", mysql_phase::statement) == errc::database_not_found);  // USE nosuch
   // a broken session
   for (int code : {2006, 2013, 2055, 1927, 1053, 4031}) {
     INFO(code);
@@ -304,5 +305,40 @@ TEST_CASE("mysql connect to a refused port maps to connection_refused without th
     CHECK(what.rfind("mysql: ", 0) == 0);
     CHECK(what.find("mysql://u@127.0.0.1:1/db") != std::string::npos);
     CHECK(what.find("hunter2-secret") == std::string::npos);
+  }
+}
+
+TEST_CASE("mysql connect failures read as one sentence instead of ending in an errno", "[mysql]") {
+  using infra::errc;
+  using kysera::infra::mysql::detail::readable_connect_text;
+  // MariaDB Connector/C reports a refused connect with the EINPROGRESS of its non-blocking connect.
+  CHECK(readable_connect_text(2002, "Can't connect to server on '127.0.0.1' (115)",
+                              errc::connection_refused, false) ==
+        "Can't connect to server on '127.0.0.1': the connection was refused or the host is "
+        "unreachable. Is the server running and accepting TCP/IP connections on that port?");
+  CHECK(readable_connect_text(2003, "Can't connect to MySQL server on '10.0.0.9:3306' (113)",
+                              errc::connection_refused, false) ==
+        "Can't connect to MySQL server on '10.0.0.9:3306': No route to host. Is the server running "
+        "and accepting TCP/IP connections on that port?");
+  CHECK(readable_connect_text(2002, "Can't connect to local server through socket '/run/x.sock' (2)",
+                              errc::connection_refused, true) ==
+        "Can't connect to local server through socket '/run/x.sock': No such file or directory. Is "
+        "the server running, with its socket at that path?");
+  CHECK(readable_connect_text(2002, "Can't connect to server on '10.0.0.9' (115)", errc::timeout,
+                              false) ==
+        "Can't connect to server on '10.0.0.9': no answer within the connect timeout");
+  // Anything else is left as the driver wrote it.
+  CHECK(readable_connect_text(1045, "Access denied for user 'a'@'h' (using password: YES)",
+                              errc::authentication_failed, false) ==
+        "Access denied for user 'a'@'h' (using password: YES)");
+}
+
+TEST_CASE("mysql URL errors carry no errc text after the message", "[mysql]") {
+  kysera::infra::mysql::connection_options o;
+  try {
+    kysera::infra::mysql::detail::parse_mysql_url("mysql://u:pw@h:99999/db", o);
+    FAIL("parsed");
+  } catch (const kysera::infra::database_error& e) {
+    CHECK(std::string(e.what()) == "invalid connection URL: port out of range");
   }
 }

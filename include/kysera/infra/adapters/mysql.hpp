@@ -289,7 +289,8 @@ class connection {
       if (detail::is_network_error(code) && elapsed >= std::chrono::seconds(connect_s) - std::chrono::milliseconds(200)) {
         ec = errc::timeout;
       }
-      throw make_error(ec, e.what(), e.getSQLStateCStr(), code, "connecting to");
+      throw make_error(ec, detail::readable_connect_text(code, e.what(), ec, false),
+                       e.getSQLStateCStr(), code, "connecting to");
     } catch (const std::bad_alloc&) {
       throw;
     } catch (const std::exception& e) {

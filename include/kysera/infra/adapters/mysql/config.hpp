@@ -3,12 +3,14 @@
 /// The MySQL/MariaDB adapter's options, URL parsing and error classification. This part needs no
 /// driver headers, so it can be unit-tested (and read) on its own; `mysql.hpp` includes it.
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "../../detail/secrets.hpp"
@@ -249,6 +251,8 @@ constexpr errc classify_mysql_error(int code, std::string_view sqlstate, mysql_p
     case 2049:  // CR_SECURE_AUTH
     case 2059:  // CR_AUTH_PLUGIN_CANNOT_LOAD
       return errc::authentication_failed;
+    case 1049:  // ER_BAD_DB_ERROR "Unknown database" (at connect, or USE)
+      return errc::database_not_found;
     case 1213:  // ER_LOCK_DEADLOCK
       return errc::deadlock;
     case 1205:  // ER_LOCK_WAIT_TIMEOUT
@@ -301,6 +305,40 @@ constexpr errc classify_mysql_error(int code, std::string_view sqlstate, mysql_p
     return errc::query_failed;
   }
   return errc::backend_error;
+}
+
+/// The driver's text for a failed connect (2002, 2003), as one sentence that says what it means.
+/// The client library ends it with an errno in parentheses, "(115)", which MariaDB Connector/C
+/// takes after its non-blocking connect (EINPROGRESS), whatever the real cause; it is replaced
+/// by words. Other texts are returned unchanged.
+inline std::string readable_connect_text(int code, std::string_view text, errc classified,
+                                         bool over_socket) {
+  using namespace mysql_code;
+  std::string out(text);
+  if (code != socket_error && code != conn_host_error) return out;
+  int error_number = -1;
+  if (auto open = out.rfind(" ("); open != std::string::npos && out.size() > open + 3 &&
+                                   out.back() == ')' && out.size() - open <= 10) {
+    int n = 0;
+    bool digits = true;
+    for (std::size_t i = open + 2; i + 1 < out.size(); ++i) {
+      if (out[i] < '0' || out[i] > '9') digits = false;
+      n = digits ? n * 10 + (out[i] - '0') : n;
+    }
+    if (digits) {
+      error_number = n;
+      out.erase(open);
+    }
+  }
+  if (classified == errc::timeout) return out + ": no answer within the connect timeout";
+  if (error_number == EINPROGRESS || error_number == ECONNREFUSED || error_number < 0) {
+    out += over_socket ? ": nothing accepted the connection"
+                       : ": the connection was refused or the host is unreachable";
+  } else {
+    out += ": " + std::generic_category().message(error_number);
+  }
+  return out + (over_socket ? ". Is the server running, with its socket at that path?"
+                            : ". Is the server running and accepting TCP/IP connections on that port?");
 }
 
 }  // namespace detail
