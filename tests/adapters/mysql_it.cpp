@@ -557,3 +557,83 @@ TEST_CASE("mysql close is idempotent final and waits for the statement in flight
                                                 std::to_string(id)) == 0;
   }));
 }
+
+namespace {
+
+/// The test URL with `params` appended (it has no parameters of its own).
+std::string url_with(const std::string& params) { return mysql_backend::url() + "?" + params; }
+
+std::string ssl_cipher(my::connection& c) {
+  auto r = c.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'");
+  return r.empty() ? std::string() : r.at(0, 1).value_or("");
+}
+
+}  // namespace
+
+TEST_CASE("mysql TLS: ssl-mode with the fixture's CA gives an encrypted session", "[mysql]") {
+  const std::string tls = servers::mysql_tls_dir();
+  my::connection plain(mysql_backend::url());
+  CHECK(ssl_cipher(plain).empty());  // the fixture's server also serves plain sessions
+
+  my::connection required(url_with("ssl-mode=required"));
+  CHECK_FALSE(ssl_cipher(required).empty());
+
+  my::connection verified(url_with("ssl-mode=verify_identity&ssl-ca=" + tls + "/ca.pem"));
+  CHECK_FALSE(ssl_cipher(verified).empty());
+  CHECK(mysql_backend::scalar(verified, "SELECT 1") == 1);
+
+  // The same through connection_options, with a client certificate for a REQUIRE X509 account.
+  std::string url = mysql_backend::url();
+  url.replace(url.find("kysera:"), 7, "kysera_x509:");
+  my::connection_options o;
+  o.ssl_mode = my::ssl_mode::verify_ca;
+  o.ssl_ca = tls + "/ca.pem";
+  o.ssl_cert = tls + "/client-cert.pem";
+  o.ssl_key = tls + "/client-key.pem";
+  my::connection x509(url, o);
+  CHECK_FALSE(ssl_cipher(x509).empty());
+  CHECK(mysql_backend::scalar(x509, "SELECT 2") == 2);
+}
+
+TEST_CASE("mysql TLS: a server certificate the given CA did not sign fails clearly", "[mysql]") {
+  const std::string tls = servers::mysql_tls_dir();
+  for (const char* mode : {"verify_ca", "verify_identity"}) {
+    INFO(mode);
+    auto o = capture([&] { my::connection c(url_with(std::string("ssl-mode=") + mode + "&ssl-ca=" + tls + "/other-ca.pem")); });
+    REQUIRE(o.code.has_value());
+    CHECK(*o.code == infra::errc::backend_error);
+    CHECK(o.native == 2026);
+    CHECK(o.what.rfind("mysql: TLS handshake failed (", 0) == 0);
+    CHECK_THAT(o.what, Catch::Matchers::Contains("certificate"));
+    CHECK_THAT(o.what, Catch::Matchers::Contains("check ssl-mode, ssl-ca, ssl-cert and ssl-key (connecting to mysql://kysera@127.0.0.1:"));
+    CHECK(lacks(o.what, mysql_backend::password()));
+  }
+}
+
+TEST_CASE("mysql socket: mysql://user@localhost/db?socket=/path connects over the unix socket", "[mysql]") {
+  std::string url = mysql_backend::url();
+  const auto at = url.find('@');
+  url = url.substr(0, at + 1) + "localhost" + url.substr(url.find('/', at)) + "?socket=" + servers::mysql_socket();
+  my::connection db(url);
+  // The server sees a socket client: no host:port.
+  auto r = db.execute("SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()");
+  CHECK(r.at(0, 0).value_or("") == "localhost");
+  CHECK(mysql_backend::scalar(db, "SELECT 3") == 3);
+
+  // cancel() sends KILL QUERY over a second session to the same socket.
+  auto observer = open();
+  const auto id = db.connection_id();
+  outcome slept;
+  std::thread t([&] { slept = capture([&] { db.execute("SELECT SLEEP(30)"); }); });
+  REQUIRE(wait_until([&] { return running(*observer, id, "SELECT SLEEP"); }));
+  db.cancel();
+  t.join();
+  REQUIRE(slept.code.has_value());
+  CHECK(*slept.code == infra::errc::cancelled);
+
+  auto missing = capture([&] { my::connection c(url + ".missing"); });
+  REQUIRE(missing.code.has_value());
+  CHECK(*missing.code == infra::errc::connection_refused);
+  CHECK_THAT(missing.what, Catch::Matchers::Contains(": No such file or directory. Is the server running, with its socket at that path?"));
+  CHECK(lacks(missing.what, mysql_backend::password()));
+}
