@@ -33,7 +33,7 @@ enum class errc {
   constraint_violation,    ///< unique, foreign key, check or not-null constraint failed
   query_failed,            ///< any other error reported for a statement (syntax, missing table…)
   backend_error,           ///< any other driver error
-  database_not_found,      ///< the named database does not exist (PostgreSQL 3D000, MySQL 1049)
+  database_not_found,      ///< the named database does not exist (PostgreSQL 3D000, MySQL 1049, a SQLite file not to be created)
 };
 
 namespace detail {

@@ -65,17 +65,17 @@ struct connection_options {
   bool fetch_last_insert_id = false;
   /// TLS mode; empty leaves it to the client library (Connector/C++ 8.x: preferred; 1.1 on
   /// MariaDB Connector/C: plain unless a CA, certificate or key is given). URL `ssl-mode`.
-  std::optional<mysql::ssl_mode> ssl_mode;
+  std::optional<mysql::ssl_mode> ssl_mode{};
   /// PEM file of the CA that signed the server's certificate (needed for verify_ca and
   /// verify_identity). URL `ssl-ca`.
-  std::string ssl_ca;
+  std::string ssl_ca{};
   /// PEM files of a client certificate and its key, for accounts created `REQUIRE X509`; both
   /// or neither. URL `ssl-cert`, `ssl-key`.
-  std::string ssl_cert;
-  std::string ssl_key;
+  std::string ssl_cert{};
+  std::string ssl_key{};
   /// Connect over this unix socket instead of TCP (the host must be localhost or empty, with no
   /// port). URL `socket`.
-  std::string socket;
+  std::string socket{};
 };
 
 namespace detail {
@@ -88,9 +88,9 @@ struct mysql_target {
   std::string user;
   std::string password;
   std::string schema;
-  std::string socket;  ///< unix socket path; empty for TCP
-  std::optional<mysql::ssl_mode> ssl_mode;
-  std::string ssl_ca, ssl_cert, ssl_key;
+  std::string socket{};  ///< unix socket path; empty for TCP
+  std::optional<mysql::ssl_mode> ssl_mode{};
+  std::string ssl_ca{}, ssl_cert{}, ssl_key{};
   /// Every form of the password a message could show: decoded, as written, percent-encoded.
   std::vector<std::string> secrets;
 };
