@@ -202,7 +202,7 @@ TEST_CASE("postgres refused connect, unknown database and a shut down server rea
   CHECK(lost.code() == infra::errc::connection_lost);
 #if KYSERA_INFRA_PQXX_MAJOR < 7
   CHECK_THAT(lost.what(), Catch::Matchers::StartsWith(
-                              "postgres: the server closed the session (it shut down or restarted, or the "
+                              "postgres: the server closed the connection (it shut down or restarted, or the "
                               "session was terminated) (session to postgres://"));
 #endif
   CHECK_THAT(lost.what(), !Catch::Matchers::Contains("client encoding"));

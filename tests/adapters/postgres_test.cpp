@@ -490,7 +490,7 @@ TEST_CASE("postgres messages: one sentence each, no errc name appended", "[postg
                                  "postgres://app@h:5432/app", none);
   CHECK(lost.code() == errc::connection_lost);
   CHECK(std::string(lost.what()) ==
-        "postgres: the server closed the session (it shut down or restarted, or the session was "
+        "postgres: the server closed the connection (it shut down or restarted, or the session was "
         "terminated) (session to postgres://app@h:5432/app)");
   auto missing = detail::make_error(
       {detail::phase::connect, detail::failure_kind::broken_connection, "",

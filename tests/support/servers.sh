@@ -133,7 +133,9 @@ wait_stopped() {
       for t in /proc/"$pid"/task/*/stat; do
         [ -r "$t" ] || continue
         state=$(sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1)
-        case "$state" in T|t|"") ;; *) all=0 ;; esac
+        # Z/X: a backend that exited just before the pause stays a zombie (its stopped parent
+        # cannot reap it); it serves nothing, so it counts as stopped.
+        case "$state" in T|t|Z|X|"") ;; *) all=0 ;; esac
       done
     done
     [ "$all" = 1 ] && return 0

@@ -452,6 +452,12 @@ class connection {
     std::string text = what;
     if (ec == errc::outcome_unknown) {
       text = "connection lost during COMMIT; the transaction may or may not have committed: " + text;
+    } else if (ec == errc::timeout && detail::is_network_error(code)) {
+      // The driver only says "Lost connection": say that it was our read_timeout.
+      text = "no answer within read_timeout (" + std::to_string(detail::driver_seconds(options_.read_timeout)) +
+             " s), so the session was dropped: " + text;
+    } else if (ec == errc::cancelled && code != detail::mysql_code::query_interrupted) {
+      text = "statement cancelled: " + text;  // MariaDB reported the KILL QUERY as a killed session
     }
     return make_error(ec, text, sqlstate, code, "on");
   }

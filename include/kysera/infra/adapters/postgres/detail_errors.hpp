@@ -237,7 +237,7 @@ inline std::string readable_driver_text(std::string text) {
   // as this when the next statement starts.
   static constexpr std::string_view not_connected = "Could not obtain client encoding: not connected.";
   if (text == not_connected) {
-    return "the server closed the session (it shut down or restarted, or the session was "
+    return "the server closed the connection (it shut down or restarted, or the session was "
            "terminated)";
   }
   return text;
