@@ -139,6 +139,29 @@ TEST_CASE("mysql refused port is connection_refused", "[mysql]") {
   CHECK(lacks(o.what, mysql_backend::password()));
 }
 
+TEST_CASE("mysql refused connect and unknown database read as one sentence each", "[mysql]") {
+  const std::string refused_url = mysql_backend::refused_url();
+  const std::string port = refused_url.substr(refused_url.rfind(':') + 1, refused_url.rfind('/') - refused_url.rfind(':') - 1);
+  auto refused = capture([&] { my::connection c(refused_url); });
+  REQUIRE(refused.code.has_value());
+  CHECK(*refused.code == infra::errc::connection_refused);
+  CHECK(refused.what == "mysql: Can't connect to server on '127.0.0.1': the connection was refused or the host is "
+                        "unreachable. Is the server running and accepting TCP/IP connections on that port? "
+                        "(connecting to mysql://kysera@127.0.0.1:" + port + "/kysera_test)");
+
+  std::string url = mysql_backend::url();
+  url = url.substr(0, url.rfind('/')) + "/kysera_no_such_db";
+  auto missing = capture([&] { my::connection c(url); });
+  REQUIRE(missing.code.has_value());
+  CHECK(*missing.code == infra::errc::database_not_found);
+  CHECK(missing.native == 1049);
+  CHECK(missing.what.rfind("mysql: Unknown database 'kysera_no_such_db' (connecting to mysql://kysera@127.0.0.1:", 0) == 0);
+  CHECK(missing.what.back() == ')');  // no ": database not found" after it
+  auto use = capture([] { open()->execute("USE kysera_no_such_db"); });
+  REQUIRE(use.code.has_value());
+  CHECK(*use.code == infra::errc::database_not_found);
+}
+
 TEST_CASE("mysql stopped server is connection_refused and the connection comes back after start", "[mysql]") {
   auto db = open();
   {
@@ -461,6 +484,8 @@ TEST_CASE("mysql read_timeout ends a long statement with timeout and reconnects"
   INFO(r.what);
   REQUIRE(r.code.has_value());
   CHECK(*r.code == infra::errc::timeout);
+  // The driver only says "Lost connection ..."; the message says it was the read_timeout.
+  CHECK(r.what.rfind("mysql: no answer within read_timeout (1 s), so the session was dropped: ", 0) == 0);
   CHECK(took < 6s);
   CHECK(mysql_backend::scalar(*db, "SELECT 4") == 4);
   CHECK(db->connection_id() != id);
@@ -536,6 +561,86 @@ TEST_CASE("mysql close is idempotent final and waits for the statement in flight
     return mysql_backend::scalar(*observer, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = " +
                                                 std::to_string(id)) == 0;
   }));
+}
+
+namespace {
+
+/// The test URL with `params` appended (it has no parameters of its own).
+std::string url_with(const std::string& params) { return mysql_backend::url() + "?" + params; }
+
+std::string ssl_cipher(my::connection& c) {
+  auto r = c.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'");
+  return r.empty() ? std::string() : r.at(0, 1).value_or("");
+}
+
+}  // namespace
+
+TEST_CASE("mysql TLS: ssl-mode with the fixture's CA gives an encrypted session", "[mysql]") {
+  const std::string tls = servers::mysql_tls_dir();
+  my::connection plain(url_with("ssl-mode=disabled"));
+  CHECK(ssl_cipher(plain).empty());  // the fixture's server also serves plain sessions
+
+  my::connection required(url_with("ssl-mode=required"));
+  CHECK_FALSE(ssl_cipher(required).empty());
+
+  my::connection verified(url_with("ssl-mode=verify_identity&ssl-ca=" + tls + "/ca.pem"));
+  CHECK_FALSE(ssl_cipher(verified).empty());
+  CHECK(mysql_backend::scalar(verified, "SELECT 1") == 1);
+
+  // The same through connection_options, with a client certificate for a REQUIRE X509 account.
+  std::string url = mysql_backend::url();
+  url.replace(url.find("kysera:"), 7, "kysera_x509:");
+  my::connection_options o;
+  o.ssl_mode = my::ssl_mode::verify_ca;
+  o.ssl_ca = tls + "/ca.pem";
+  o.ssl_cert = tls + "/client-cert.pem";
+  o.ssl_key = tls + "/client-key.pem";
+  my::connection x509(url, o);
+  CHECK_FALSE(ssl_cipher(x509).empty());
+  CHECK(mysql_backend::scalar(x509, "SELECT 2") == 2);
+}
+
+TEST_CASE("mysql TLS: a server certificate the given CA did not sign fails clearly", "[mysql]") {
+  const std::string tls = servers::mysql_tls_dir();
+  for (const char* mode : {"verify_ca", "verify_identity"}) {
+    INFO(mode);
+    auto o = capture([&] { my::connection c(url_with(std::string("ssl-mode=") + mode + "&ssl-ca=" + tls + "/other-ca.pem")); });
+    REQUIRE(o.code.has_value());
+    CHECK(*o.code == infra::errc::backend_error);
+    CHECK(o.native == 2026);
+    CHECK(o.what.rfind("mysql: TLS handshake failed (", 0) == 0);
+    CHECK_THAT(o.what, Catch::Matchers::Contains("certificate"));
+    CHECK_THAT(o.what, Catch::Matchers::Contains("check ssl-mode, ssl-ca, ssl-cert and ssl-key (connecting to mysql://kysera@127.0.0.1:"));
+    CHECK(lacks(o.what, mysql_backend::password()));
+  }
+}
+
+TEST_CASE("mysql socket: mysql://user@localhost/db?socket=/path connects over the unix socket", "[mysql]") {
+  std::string url = mysql_backend::url();
+  const auto at = url.find('@');
+  url = url.substr(0, at + 1) + "localhost" + url.substr(url.find('/', at)) + "?socket=" + servers::mysql_socket();
+  my::connection db(url);
+  // The server sees a socket client: no host:port.
+  auto r = db.execute("SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()");
+  CHECK(r.at(0, 0).value_or("") == "localhost");
+  CHECK(mysql_backend::scalar(db, "SELECT 3") == 3);
+
+  // cancel() sends KILL QUERY over a second session to the same socket.
+  auto observer = open();
+  const auto id = db.connection_id();
+  outcome slept;
+  std::thread t([&] { slept = capture([&] { db.execute("SELECT SLEEP(30)"); }); });
+  REQUIRE(wait_until([&] { return running(*observer, id, "SELECT SLEEP"); }));
+  db.cancel();
+  t.join();
+  REQUIRE(slept.code.has_value());
+  CHECK(*slept.code == infra::errc::cancelled);
+
+  auto missing = capture([&] { my::connection c(url + ".missing"); });
+  REQUIRE(missing.code.has_value());
+  CHECK(*missing.code == infra::errc::connection_refused);
+  CHECK_THAT(missing.what, Catch::Matchers::Contains(": No such file or directory. Is the server running, with its socket at that path?"));
+  CHECK(lacks(missing.what, mysql_backend::password()));
 }
 
 #endif  // KYSERA_INFRA_HAS_MYSQL

@@ -9,6 +9,8 @@
 #include <kysera/infra/database.hpp>
 
 #include <chrono>
+#include <initializer_list>
+#include <utility>
 #include <stdexcept>
 #include <string>
 
@@ -246,7 +248,8 @@ TEST_CASE("mysql error numbers map to the contract's errc", "[mysql]") {
   CHECK(map(1045, "28000", mysql_phase::connect) == errc::authentication_failed);
   CHECK(map(1044, "42000", mysql_phase::connect) == errc::authentication_failed);
   CHECK(map(1698, "28000", mysql_phase::connect) == errc::authentication_failed);
-  CHECK(map(1049, "42000", mysql_phase::connect) == errc::backend_error);
+  CHECK(map(1049, "42000", mysql_phase::connect) == errc::database_not_found);
+  CHECK(map(1049, "42000", mysql_phase::statement) == errc::database_not_found);  // USE nosuch
   // a broken session
   for (int code : {2006, 2013, 2055, 1927, 1053, 4031}) {
     INFO(code);
@@ -308,6 +311,114 @@ TEST_CASE("mysql connect to a refused port maps to connection_refused without th
     CHECK(what.find("mysql://u@127.0.0.1:1/db") != std::string::npos);
     CHECK(what.find("hunter2-secret") == std::string::npos);
   }
+}
+
+TEST_CASE("mysql connect failures read as one sentence instead of ending in an errno", "[mysql]") {
+  using infra::errc;
+  using kysera::infra::mysql::detail::readable_connect_text;
+  // MariaDB Connector/C reports a refused connect with the EINPROGRESS of its non-blocking connect.
+  CHECK(readable_connect_text(2002, "Can't connect to server on '127.0.0.1' (115)",
+                              errc::connection_refused, false) ==
+        "Can't connect to server on '127.0.0.1': the connection was refused or the host is "
+        "unreachable. Is the server running and accepting TCP/IP connections on that port?");
+  CHECK(readable_connect_text(2003, "Can't connect to MySQL server on '10.0.0.9:3306' (113)",
+                              errc::connection_refused, false) ==
+        "Can't connect to MySQL server on '10.0.0.9:3306': No route to host. Is the server running "
+        "and accepting TCP/IP connections on that port?");
+  CHECK(readable_connect_text(2002, "Can't connect to local server through socket '/run/x.sock' (2)",
+                              errc::connection_refused, true) ==
+        "Can't connect to local server through socket '/run/x.sock': No such file or directory. Is "
+        "the server running, with its socket at that path?");
+  CHECK(readable_connect_text(2002, "Can't connect to server on '10.0.0.9' (115)", errc::timeout,
+                              false) ==
+        "Can't connect to server on '10.0.0.9': no answer within the connect timeout");
+  // Anything else is left as the driver wrote it.
+  CHECK(readable_connect_text(1045, "Access denied for user 'a'@'h' (using password: YES)",
+                              errc::authentication_failed, false) ==
+        "Access denied for user 'a'@'h' (using password: YES)");
+}
+
+TEST_CASE("mysql URL errors carry no errc text after the message", "[mysql]") {
+  kysera::infra::mysql::connection_options o;
+  try {
+    kysera::infra::mysql::detail::parse_mysql_url("mysql://u:pw@h:99999/db", o);
+    FAIL("parsed");
+  } catch (const kysera::infra::database_error& e) {
+    CHECK(std::string(e.what()) == "invalid connection URL: port out of range");
+  }
+}
+
+TEST_CASE("mysql URL TLS parameters reach the options", "[mysql]") {
+  my::connection_options o;
+  auto t = my::detail::parse_mysql_url(
+      "mysql://app:pw@db/shop?ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ca.pem&ssl-cert=/c.pem&ssl_key=%2Fk.pem", o);
+  CHECK(o.ssl_mode == my::ssl_mode::verify_identity);
+  CHECK(o.ssl_ca == "/etc/ca.pem");
+  CHECK(o.ssl_cert == "/c.pem");
+  CHECK(o.ssl_key == "/k.pem");
+  CHECK(t.ssl_mode == my::ssl_mode::verify_identity);
+  CHECK(t.ssl_ca == "/etc/ca.pem");
+  CHECK(my::detail::driver_host_name(t) == "tcp://db:3306");
+  // MySQL's names in any case, '-' or '_', and libpq's spellings.
+  for (auto [text, mode] : std::initializer_list<std::pair<const char*, my::ssl_mode>>{
+           {"disabled", my::ssl_mode::disabled}, {"disable", my::ssl_mode::disabled},
+           {"Preferred", my::ssl_mode::preferred}, {"require", my::ssl_mode::required},
+           {"verify-ca", my::ssl_mode::verify_ca}, {"verify-full", my::ssl_mode::verify_identity}}) {
+    INFO(text);
+    my::connection_options m;
+    if (mode == my::ssl_mode::verify_ca || mode == my::ssl_mode::verify_identity) m.ssl_ca = "/ca.pem";
+    my::detail::parse_mysql_url(std::string("mysql://u@h/db?sslmode=") + text, m);
+    CHECK(m.ssl_mode == mode);
+  }
+  CHECK(my::to_string(my::ssl_mode::verify_ca) == "verify_ca");
+}
+
+TEST_CASE("mysql TLS parameters that contradict each other are invalid_url", "[mysql]") {
+  auto message_of = [](const std::string& url) -> std::string {
+    my::connection_options o;
+    try {
+      my::detail::parse_mysql_url(url, o);
+    } catch (const infra::database_error& e) {
+      CHECK(e.code() == infra::errc::invalid_url);
+      return e.what();
+    }
+    return "accepted";
+  };
+  CHECK(message_of("mysql://u:Pw-9@h/db?ssl-mode=sometimes") ==
+        "invalid connection URL: parameter ssl-mode must be disabled, preferred, required, verify_ca "
+        "or verify_identity");
+  CHECK(message_of("mysql://u:Pw-9@h/db?ssl-mode=verify_ca") ==
+        "invalid connection URL: mysql::connection_options::ssl_ca is needed for ssl_mode verify_ca "
+        "and verify_identity");
+  CHECK(message_of("mysql://u:Pw-9@h/db?ssl-cert=/c.pem") ==
+        "invalid connection URL: mysql::connection_options::ssl_cert and ssl_key must be given together");
+  CHECK(message_of("mysql://u:Pw-9@h/db?ssl-mode=disabled&ssl-ca=/ca.pem") ==
+        "invalid connection URL: mysql::connection_options::ssl_mode disabled contradicts ssl_ca, "
+        "ssl_cert and ssl_key");
+  CHECK(message_of("mysql://u:Pw-9@db.example/db?socket=/run/mysqld.sock") ==
+        "invalid connection URL: a socket connection takes the host localhost (or none) and no port");
+  CHECK(message_of("mysql://u:Pw-9@localhost:3306/db?socket=/run/mysqld.sock") ==
+        "invalid connection URL: a socket connection takes the host localhost (or none) and no port");
+  my::connection_options bad;
+  bad.ssl_key = "/k.pem";
+  CHECK_THROWS_AS(my::detail::validate(bad), std::invalid_argument);
+}
+
+TEST_CASE("mysql socket URLs connect through unix:// and describe themselves with the socket", "[mysql]") {
+  my::connection_options o;
+  auto t = my::detail::parse_mysql_url("mysql://app:pw@localhost/shop?socket=/run/my%20sql/s.sock", o);
+  CHECK(t.socket == "/run/my sql/s.sock");
+  CHECK(my::detail::driver_host_name(t) == "unix:///run/my sql/s.sock");
+  const std::string described = my::detail::describe(t);
+  CHECK(described == "mysql://app@localhost/shop?socket=%2Frun%2Fmy%20sql%2Fs.sock");
+  my::connection_options again;
+  auto back = my::detail::parse_mysql_url(described, again);
+  CHECK(back.socket == t.socket);
+  CHECK(back.schema == "shop");
+  // No host at all means localhost too; the password stays a secret.
+  auto bare = my::detail::parse_mysql_url("mysql://app:Sock-Pw-1@/shop?socket=/s", o);
+  CHECK(bare.host == "localhost");
+  CHECK(infra::detail::redact("x Sock-Pw-1 y", bare.secrets) == "x *** y");
 }
 
 #endif  // KYSERA_INFRA_HAS_MYSQL

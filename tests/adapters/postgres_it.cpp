@@ -184,6 +184,33 @@ TEST_CASE("postgres refused port throws connection_refused", "[postgres]") {
   CHECK(std::string(e.what()).find(backend::password()) == std::string::npos);
 }
 
+TEST_CASE("postgres refused connect, unknown database and a shut down server read as sentences",
+          "[postgres]") {
+  const std::string refused_url = backend::refused_url();
+  auto refused = error_of([&] { pg_connection c(refused_url); });
+  CHECK(refused.code() == infra::errc::connection_refused);
+  const std::string text = refused.what();
+  CHECK_THAT(text, Catch::Matchers::Contains("failed: Connection refused. Is the server running"));
+  CHECK_THAT(text, Catch::Matchers::Contains("TCP/IP connections? (connecting to postgres://"));
+  CHECK(text.back() == ')');  // no ": connection refused" appended
+
+  auto missing = error_of([] { pg_connection c(backend::url().substr(0, backend::url().rfind('/')) + "/kysera_no_such_db"); });
+  CHECK(missing.code() == infra::errc::database_not_found);
+  CHECK(missing.sqlstate() == "3D000");
+  CHECK_THAT(missing.what(), Catch::Matchers::Contains("database \"kysera_no_such_db\" does not exist (connecting to"));
+
+  auto db = backend::open();
+  servers::stop_guard stopped("postgres");
+  auto lost = error_of([&] { db->execute("SELECT 1"); });
+  CHECK(lost.code() == infra::errc::connection_lost);
+#if KYSERA_INFRA_PQXX_MAJOR < 7
+  CHECK_THAT(lost.what(), Catch::Matchers::StartsWith(
+                              "postgres: the server closed the connection (it shut down or restarted, or the "
+                              "session was terminated) (session to postgres://"));
+#endif
+  CHECK_THAT(lost.what(), !Catch::Matchers::Contains("client encoding"));
+}
+
 TEST_CASE("postgres stopped server refuses and the connection comes back after start",
           "[postgres]") {
   auto db = backend::open();

@@ -343,7 +343,7 @@ TEST_CASE("postgres classifies connect failures by libpq message", "[postgres]")
       {"could not translate host name \"nowhere.invalid\" to address", errc::connection_refused,
        "08001"},
       {"invalid connection option \"colour\"", errc::invalid_url, ""},
-      {"FATAL:  database \"nope\" does not exist", errc::backend_error, "3D000"},
+      {"FATAL:  database \"nope\" does not exist", errc::database_not_found, "3D000"},
   };
   for (const auto& r : rows) {
     CAPTURE(r.message);
@@ -453,6 +453,60 @@ TEST_CASE("postgres error messages are single lines", "[postgres]") {
       detail::one_line("ERROR:  relation \"x\" does not exist\nLINE 1: select * from x\n\t ^\n") ==
       "ERROR: relation \"x\" does not exist LINE 1: select * from x ^");
   CHECK(detail::one_line("") == "");
+}
+
+TEST_CASE("postgres joins libpq's continuation lines into sentences", "[postgres]") {
+  // libpq 14+ and libpq 13: the hint starts a new sentence; a wrapped line (TCP/IP) does not.
+  CHECK(detail::one_line("connection to server at \"127.0.0.1\", port 1 failed: Connection "
+                         "refused\n\tIs the server running on that host and accepting TCP/IP "
+                         "connections?\n") ==
+        "connection to server at \"127.0.0.1\", port 1 failed: Connection refused. Is the server "
+        "running on that host and accepting TCP/IP connections?");
+  CHECK(detail::one_line("could not connect to server: Connection refused\n\tIs the server "
+                         "running on host \"h\" and accepting\n\tTCP/IP connections on port 1?\n") ==
+        "could not connect to server: Connection refused. Is the server running on host \"h\" and "
+        "accepting TCP/IP connections on port 1?");
+  // Already punctuated, or a new line that starts in lower case: only a space.
+  CHECK(detail::one_line("first?\nconnection to server at \"b\" failed") ==
+        "first? connection to server at \"b\" failed");
+  CHECK(detail::one_line("FATAL:  no pg_hba.conf entry\nDETAIL:  x") ==
+        "FATAL: no pg_hba.conf entry DETAIL: x");
+  CHECK(detail::one_line("a b\tCapital") == "a b Capital");  // no line break, no full stop
+}
+
+TEST_CASE("postgres messages: one sentence each, no errc name appended", "[postgres]") {
+  using infra::errc;
+  const std::vector<std::string> none;
+  auto refused = detail::make_error(
+      {detail::phase::connect, detail::failure_kind::broken_connection, "",
+       "connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the "
+       "server running on that host and accepting TCP/IP connections?\n",
+       false},
+      "postgres://app@127.0.0.1:1/app", none);
+  CHECK(std::string(refused.what()) ==
+        "postgres: connection to server at \"127.0.0.1\", port 1 failed: Connection refused. Is "
+        "the server running on that host and accepting TCP/IP connections? (connecting to "
+        "postgres://app@127.0.0.1:1/app)");
+  // libpqxx 6's text for a session the server closed says what happened instead.
+  auto lost = detail::make_error({detail::phase::statement, detail::failure_kind::broken_connection,
+                                  "", "Could not obtain client encoding: not connected.", false},
+                                 "postgres://app@h:5432/app", none);
+  CHECK(lost.code() == errc::connection_lost);
+  CHECK(std::string(lost.what()) ==
+        "postgres: the server closed the connection (it shut down or restarted, or the session was "
+        "terminated) (session to postgres://app@h:5432/app)");
+  auto missing = detail::make_error(
+      {detail::phase::connect, detail::failure_kind::broken_connection, "",
+       "connection to server at \"h\", port 5432 failed: FATAL:  database \"shop\" does not exist\n",
+       false},
+      "postgres://app@h:5432/shop", none);
+  CHECK(missing.code() == errc::database_not_found);
+  CHECK(missing.sqlstate() == "3D000");
+  CHECK(std::string(missing.what()) ==
+        "postgres: connection to server at \"h\", port 5432 failed: FATAL: database \"shop\" does "
+        "not exist (connecting to postgres://app@h:5432/shop)");
+  CHECK(detail::errc_for_sqlstate("3D000", "", detail::phase::statement) ==
+        errc::database_not_found);
 }
 
 TEST_CASE("postgres refused connect throws connection_refused with a password-free message",

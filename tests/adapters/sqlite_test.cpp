@@ -261,23 +261,28 @@ TEST_CASE("sqlite open: plain paths, sqlite URLs and memory databases", "[sqlite
   CHECK(std::filesystem::exists(created));
 }
 
-TEST_CASE("sqlite open: a missing directory or missing file is connection_refused", "[sqlite]") {
+TEST_CASE("sqlite open: a missing directory is connection_refused, a missing file not to be created database_not_found", "[sqlite]") {
   auto missing_dir = sqlite_backend::refused_url();
   auto e = error_of([&] { sq::connection c(missing_dir); });
   CHECK(e.code() == errc::connection_refused);
   CHECK((e.native_code() & 0xff) == SQLITE_CANTOPEN);
   CHECK(e.backend() == "sqlite");
   CHECK_THAT(e.what(), Catch::Matchers::Contains("opening sqlite:///"));
+  CHECK_THAT(e.what(), Catch::Matchers::StartsWith("sqlite: unable to open database file: its directory does not exist [code 14] (opening sqlite:///"));
 
   auto missing_file = fresh_path();
-  CHECK(error_of([&] { sq::connection c(missing_file, {.create = false}); }).code() ==
-        errc::connection_refused);
+  auto no_create = error_of([&] { sq::connection c(missing_file, {.create = false}); });
+  CHECK(no_create.code() == errc::database_not_found);
+  CHECK((no_create.native_code() & 0xff) == SQLITE_CANTOPEN);
+  CHECK(std::string(no_create.what()) ==
+        "sqlite: unable to open database file: the file does not exist, and this connection does not create it "
+        "[code 14] (opening sqlite://" + missing_file + ")");
   CHECK(error_of([&] { sq::connection c(missing_file, {.read_only = true}); }).code() ==
-        errc::connection_refused);
+        errc::database_not_found);
   CHECK(error_of([&] { sq::connection c("sqlite://" + missing_file + "?mode=rw"); }).code() ==
-        errc::connection_refused);
+        errc::database_not_found);
   CHECK(error_of([&] { sq::connection c("sqlite://" + missing_file + "?mode=ro"); }).code() ==
-        errc::connection_refused);
+        errc::database_not_found);
   CHECK_FALSE(std::filesystem::exists(missing_file));
 }
 

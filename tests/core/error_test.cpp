@@ -35,7 +35,7 @@ TEST_CASE("database_error carries backend, sqlstate and native code", "[core]") 
 
 TEST_CASE("every errc value has a name and a message", "[core]") {
   for (int v = static_cast<int>(infra::errc::connection_refused);
-       v <= static_cast<int>(infra::errc::backend_error); ++v) {
+       v <= static_cast<int>(infra::errc::database_not_found); ++v) {
     auto e = static_cast<infra::errc>(v);
     CHECK(infra::to_string(e) != "unknown");
     CHECK(std::error_code(e).message() != "unknown kysera.infra error");
@@ -47,4 +47,27 @@ TEST_CASE("connection errors are the ones that make a session unusable", "[core]
   CHECK(infra::is_connection_error(infra::errc::outcome_unknown));
   CHECK_FALSE(infra::is_connection_error(infra::errc::deadlock));
   CHECK_FALSE(infra::is_connection_error(infra::errc::query_failed));
+}
+
+TEST_CASE("database_error::what() is the message alone, without the code's text appended",
+          "[core]") {
+  infra::database_error e(infra::errc::invalid_url,
+                          "postgres: invalid connection string: port out of range", "postgres");
+  CHECK(std::string(e.what()) == "postgres: invalid connection string: port out of range");
+  // The code's own text and the portable condition stay one call away.
+  CHECK(e.code().message() == "invalid connection string");
+  CHECK(e.code().default_error_condition() == std::errc::invalid_argument);
+  // Copies share the text.
+  infra::database_error copy = e;
+  CHECK(std::string(copy.what()) == e.what());
+  const std::exception& base = e;
+  CHECK(std::string(base.what()) == e.what());
+}
+
+TEST_CASE("database_not_found has a name, a message and no portable condition", "[core]") {
+  std::error_code ec = infra::errc::database_not_found;
+  CHECK(infra::to_string(infra::errc::database_not_found) == "database_not_found");
+  CHECK(ec.message() == "database not found");
+  CHECK(ec.default_error_condition().category() == infra::error_category());
+  CHECK_FALSE(infra::is_connection_error(infra::errc::database_not_found));
 }

@@ -131,7 +131,7 @@ TEST_CASE("postgres connection strings the server cannot serve", "[reliability][
     outcome o = capture([&] { infra::postgres::connection c(with_database(url, "kysera_no_such_db")); });
     INFO(o.describe());
     CHECK(o.what == outcome::kind::database_error);
-    CHECK(o.is(infra::errc::backend_error));
+    CHECK(o.is(infra::errc::database_not_found));
     CHECK(o.message.find("kysera_no_such_db") != std::string::npos);
     CHECK(o.message.find(servers::postgres_password()) == std::string::npos);
   }
@@ -243,7 +243,7 @@ TEST_CASE("mysql connection strings the server cannot serve", "[reliability][mys
     outcome o = capture([&] { infra::mysql::connection c(with_database(url, "kysera_no_such_db")); });
     INFO(o.describe());
     CHECK(o.what == outcome::kind::database_error);
-    CHECK(o.is(infra::errc::backend_error));  // server error 1049 "Unknown database"
+    CHECK(o.is(infra::errc::database_not_found));  // server error 1049 "Unknown database"
     CHECK(o.message.find(servers::mysql_password()) == std::string::npos);
   }
   SECTION("a user that does not exist") {

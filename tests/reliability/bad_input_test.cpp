@@ -327,14 +327,14 @@ TEST_CASE("sqlite has no host or port so such URLs name relative paths", "[relia
 #endif
 
 #if defined(KYSERA_INFRA_HAS_SQLITE)
-TEST_CASE("sqlite plain path in a missing directory is refused", "[reliability][sqlite]") {
+TEST_CASE("sqlite plain path in a missing directory is refused, a missing file without create is not found", "[reliability][sqlite]") {
   temp_dir dir;
   outcome o = capture([&] { infra::sqlite::connection c(dir.file("missing/app.db")); });
   INFO(o.describe());
   CHECK(o.is(infra::errc::connection_refused));
   outcome ro = capture([&] { infra::sqlite::connection c("sqlite://" + dir.file("absent.db") + "?mode=rw"); });
   INFO(ro.describe());
-  CHECK(ro.is(infra::errc::connection_refused));
+  CHECK(ro.is(infra::errc::database_not_found));
   CHECK_FALSE(fs::exists(dir.file("absent.db")));
 }
 #endif

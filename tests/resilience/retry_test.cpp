@@ -97,7 +97,7 @@ TEST_CASE("is_transient_error accepts exactly the transient database error codes
                                     errc::timeout,            errc::too_many_connections,
                                     errc::serialization_failure, errc::deadlock,
                                     errc::lock_timeout,       errc::busy};
-  for (int v = static_cast<int>(errc::connection_refused); v <= static_cast<int>(errc::backend_error);
+  for (int v = static_cast<int>(errc::connection_refused); v <= static_cast<int>(errc::database_not_found);
        ++v) {
     const auto code = static_cast<errc>(v);
     const bool expected = std::find(transient.begin(), transient.end(), code) != transient.end();
@@ -146,7 +146,7 @@ TEST_CASE("is_transient_error classifies the TypeScript code strings", "[resilie
 }
 
 TEST_CASE("is_serialization_error accepts only serialization failures and deadlocks", "[resilience]") {
-  for (int v = static_cast<int>(errc::connection_refused); v <= static_cast<int>(errc::backend_error);
+  for (int v = static_cast<int>(errc::connection_refused); v <= static_cast<int>(errc::database_not_found);
        ++v) {
     const auto code = static_cast<errc>(v);
     INFO(infra::to_string(code));

@@ -48,6 +48,11 @@ inline std::string require(const char* key) {
 inline std::string postgres_url() { return require("KYSERA_TEST_POSTGRES_URL"); }
 /// mysql://kysera:<password>@127.0.0.1:<port>/kysera_test
 inline std::string mysql_url() { return require("KYSERA_TEST_MYSQL_URL"); }
+/// The MariaDB server's unix socket.
+inline std::string mysql_socket() { return require("KYSERA_TEST_MYSQL_SOCKET"); }
+/// Where the MariaDB TLS files are: ca.pem (signed the server's certificate), client-cert.pem and
+/// client-key.pem (signed by ca.pem), other-ca.pem (signed nothing the server uses).
+inline std::string mysql_tls_dir() { return require("KYSERA_TEST_MYSQL_TLS_DIR"); }
 
 /// The passwords the servers were set up with (tests check they never leak).
 inline std::string postgres_password() { return "pg-Secret-7d2f"; }

@@ -8,6 +8,9 @@
 #   servers.sh status | env
 #
 # State lives in $KYSERA_TEST_SERVER_DIR: <name>.port, <name>.pid, server.env (URLs for tests).
+# MariaDB also listens on a unix socket (KYSERA_TEST_MYSQL_SOCKET) and offers TLS with a
+# certificate from a CA made here (KYSERA_TEST_MYSQL_TLS_DIR: ca.pem, server-*.pem, client-*.pem
+# signed by that CA, and other-ca.pem, a second CA that signed nothing the server uses).
 set -euo pipefail
 
 # The servers this script starts outlive it: they must not inherit the caller's descriptors (a
@@ -68,6 +71,8 @@ write_env() {
   {
     [ -f "$dir/postgres.port" ] && echo "KYSERA_TEST_POSTGRES_URL=postgres://postgres:${PG_PASSWORD}@127.0.0.1:$(cat "$dir/postgres.port")/postgres"
     [ -f "$dir/mysql.port" ] && echo "KYSERA_TEST_MYSQL_URL=mysql://kysera:${MY_PASSWORD}@127.0.0.1:$(cat "$dir/mysql.port")/kysera_test"
+    [ -f "$dir/mysql.socket" ] && echo "KYSERA_TEST_MYSQL_SOCKET=$(cat "$dir/mysql.socket")"
+    [ -f "$dir/mysql-tls/ca.pem" ] && echo "KYSERA_TEST_MYSQL_TLS_DIR=$dir/mysql-tls"
     true
   } > "$dir/server.env.tmp.$$"
   mv -f "$dir/server.env.tmp.$$" "$dir/server.env"
@@ -128,7 +133,9 @@ wait_stopped() {
       for t in /proc/"$pid"/task/*/stat; do
         [ -r "$t" ] || continue
         state=$(sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1)
-        case "$state" in T|t|"") ;; *) all=0 ;; esac
+        # Z/X: a backend that exited just before the pause stays a zombie (its stopped parent
+        # cannot reap it); it serves nothing, so it counts as stopped.
+        case "$state" in T|t|Z|X|"") ;; *) all=0 ;; esac
       done
     done
     [ "$all" = 1 ] && return 0
@@ -152,6 +159,32 @@ my_bin() { find_bin mariadbd /usr/sbin /usr/libexec || find_bin mysqld /usr/sbin
 my_client() { find_bin mariadb /usr/bin || find_bin mysql /usr/bin; }
 my_running() { [ -f "$dir/mysql.pid" ] && pid_alive "$(cat "$dir/mysql.pid")"; }
 
+# A throw-away CA, a server certificate it signed for localhost / 127.0.0.1 / ::1, a client
+# certificate it signed, and a second CA that signed nothing (for verification failures).
+my_tls() {
+  local tls="$dir/mysql-tls"
+  [ -f "$tls/other-ca.pem" ] && return 0
+  command -v openssl >/dev/null || { log "openssl is needed for the MariaDB TLS certificates"; return 1; }
+  rm -rf "$tls.tmp" && mkdir -p "$tls.tmp"
+  (
+    cd "$tls.tmp"
+    local subj=/O=kysera-infra-tests
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "$subj/CN=kysera test CA" \
+      -keyout ca-key.pem -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "$subj/CN=localhost" -keyout server-key.pem -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+      -extfile server.ext -out server-cert.pem
+    openssl req -newkey rsa:2048 -nodes -subj "$subj/CN=kysera test client" -keyout client-key.pem -out client.csr
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 -out client-cert.pem
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "$subj/CN=kysera other CA" \
+      -keyout other-ca-key.pem -out other-ca.pem
+    rm -f ./*.csr ./*.ext ./*.srl
+  ) >"$dir/mysql.tls.log" 2>&1 || { cat "$dir/mysql.tls.log" >&2; return 1; }
+  chmod 600 "$tls.tmp"/*-key.pem
+  mv "$tls.tmp" "$tls"
+}
+
 my_start() {
   local data="$dir/mysqldata" port sock="$dir/mysql.sock"
   if [ ${#sock} -gt 100 ]; then sock=$(mktemp -u /tmp/kysera-mysql.XXXXXX.sock); fi
@@ -164,6 +197,8 @@ my_start() {
       --skip-test-db >"$dir/mysql.install.log" 2>&1 || { cat "$dir/mysql.install.log" >&2; return 1; }
     fresh=1
   fi
+  my_tls
+  local tls="$dir/mysql-tls"
   [ -f "$dir/mysql.port" ] || free_port > "$dir/mysql.port"
   port=$(cat "$dir/mysql.port")
   if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/mysql.port"; fi
@@ -171,6 +206,7 @@ my_start() {
     --socket="$sock" --pid-file="$dir/mysql.pidfile" --user="$(id -un)" --skip-name-resolve \
     --max-connections=300 --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
     --innodb-flush-log-at-trx-commit=2 --skip-log-bin --log-error="$dir/mysql.err" \
+    --ssl-ca="$tls/ca.pem" --ssl-cert="$tls/server-cert.pem" --ssl-key="$tls/server-key.pem" \
     >/dev/null 2>&1 &
   echo $! > "$dir/mysql.pid"
   local i
@@ -188,6 +224,12 @@ CREATE DATABASE IF NOT EXISTS kysera_test;
 FLUSH PRIVILEGES;
 SQL
   fi
+  # An account that must present a client certificate signed by the test CA (data directories
+  # made before TLS was added get it too).
+  "$(my_client)" --no-defaults --socket="$sock" -uroot <<SQL
+CREATE USER IF NOT EXISTS 'kysera_x509'@'%' IDENTIFIED BY '${MY_PASSWORD}' REQUIRE X509;
+GRANT ALL PRIVILEGES ON kysera_test.* TO 'kysera_x509'@'%';
+SQL
   write_env
   log "mariadb on 127.0.0.1:$port"
 }

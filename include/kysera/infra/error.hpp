@@ -2,6 +2,7 @@
 /// \file
 /// The error model shared by every module: `errc`, its category, and `database_error`.
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -32,6 +33,7 @@ enum class errc {
   constraint_violation,    ///< unique, foreign key, check or not-null constraint failed
   query_failed,            ///< any other error reported for a statement (syntax, missing table…)
   backend_error,           ///< any other driver error
+  database_not_found,      ///< the named database does not exist (PostgreSQL 3D000, MySQL 1049, a SQLite file not to be created)
 };
 
 namespace detail {
@@ -61,6 +63,7 @@ class error_category_impl final : public std::error_category {
       case errc::constraint_violation: return "constraint violation";
       case errc::query_failed: return "query failed";
       case errc::backend_error: return "backend error";
+      case errc::database_not_found: return "database not found";
     }
     return "unknown kysera.infra error";
   }
@@ -114,6 +117,7 @@ constexpr std::string_view to_string(errc e) noexcept {
     case errc::constraint_violation: return "constraint_violation";
     case errc::query_failed: return "query_failed";
     case errc::backend_error: return "backend_error";
+    case errc::database_not_found: return "database_not_found";
   }
   return "unknown";
 }
@@ -125,6 +129,12 @@ constexpr std::string_view to_string(errc e) noexcept {
 /// extended result code (0 where there is none). Messages never contain a password: adapters
 /// build them from the driver's text with every known secret replaced by "***".
 ///
+/// `what()` is the message exactly as built (e.g. "postgres: ... (connecting to ...)"), without
+/// the ": <code().message()>" that `std::system_error::what()` appends: the message already says
+/// what went wrong. `code().message()` gives the category's short text ("connection refused"),
+/// `to_string(condition())` the enumerator's name, and `code().default_error_condition()` the
+/// portable `std::errc` where one fits (see docs/errors.md).
+///
 ///     try { db.execute("select 1"); }
 ///     catch (const kysera::infra::database_error& e) {
 ///       if (e.code() == kysera::infra::errc::connection_refused) { ... }
@@ -134,10 +144,13 @@ class database_error : public std::system_error {
   database_error(errc code, const std::string& message, std::string backend = {},
                  std::string sqlstate = {}, int native_code = 0)
       : std::system_error(make_error_code(code), message),
+        message_(std::make_shared<const std::string>(message)),
         backend_(std::move(backend)),
         sqlstate_(std::move(sqlstate)),
         native_code_(native_code) {}
 
+  /// The message without the code's text appended.
+  const char* what() const noexcept override { return message_->c_str(); }
   const std::string& backend() const noexcept { return backend_; }
   const std::string& sqlstate() const noexcept { return sqlstate_; }
   int native_code() const noexcept { return native_code_; }
@@ -145,6 +158,7 @@ class database_error : public std::system_error {
   errc condition() const noexcept { return static_cast<errc>(code().value()); }
 
  private:
+  std::shared_ptr<const std::string> message_;  // shared: copying an exception must not throw
   std::string backend_;
   std::string sqlstate_;
   int native_code_;

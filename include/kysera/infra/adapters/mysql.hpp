@@ -45,8 +45,9 @@ class connection {
   static constexpr std::string_view backend_name = "mysql";
 
   /// Parses `url` (`mysql://` or `mariadb://`, default port 3306; parameters connect_timeout,
-  /// read_timeout, write_timeout, cancel_timeout in seconds or with an "ms" suffix, overriding
-  /// `options`) and connects. Bad options: `std::invalid_argument` naming the field; bad URL:
+  /// read_timeout, write_timeout, cancel_timeout in seconds or with an "ms" suffix, ssl-mode,
+  /// ssl-ca, ssl-cert, ssl-key, and socket for `mysql://user@localhost/db?socket=/path`, each
+  /// overriding `options`) and connects. Bad options: `std::invalid_argument` naming the field; bad URL:
   /// `database_error(errc::invalid_url)`; connect failure: `database_error` with its `errc`.
   ///
   ///     kysera::infra::mysql::connection_options o;
@@ -289,7 +290,8 @@ class connection {
       if (detail::is_network_error(code) && elapsed >= std::chrono::seconds(connect_s) - std::chrono::milliseconds(200)) {
         ec = errc::timeout;
       }
-      throw make_error(ec, e.what(), e.getSQLStateCStr(), code, "connecting to");
+      throw make_error(ec, detail::readable_connect_text(code, e.what(), ec, detail::over_socket(target_)),
+                       e.getSQLStateCStr(), code, "connecting to");
     } catch (const std::bad_alloc&) {
       throw;
     } catch (const std::exception& e) {
@@ -450,6 +452,12 @@ class connection {
     std::string text = what;
     if (ec == errc::outcome_unknown) {
       text = "connection lost during COMMIT; the transaction may or may not have committed: " + text;
+    } else if (ec == errc::timeout && detail::is_network_error(code)) {
+      // The driver only says "Lost connection": say that it was our read_timeout.
+      text = "no answer within read_timeout (" + std::to_string(detail::driver_seconds(options_.read_timeout)) +
+             " s), so the session was dropped: " + text;
+    } else if (ec == errc::cancelled && code != detail::mysql_code::query_interrupted) {
+      text = "statement cancelled: " + text;  // MariaDB reported the KILL QUERY as a killed session
     }
     return make_error(ec, text, sqlstate, code, "on");
   }

@@ -106,8 +106,8 @@ class connection {
 
   /// Opens eagerly (and reads the file header, so a file that is not a database fails here).
   /// Throws std::invalid_argument for bad options, database_error(errc::invalid_url) for a bad
-  /// string, and database_error with connection_refused (SQLITE_CANTOPEN: missing directory,
-  /// missing file without create), authentication_failed (SQLITE_NOTADB: not a database, or
+  /// string, and database_error with connection_refused (SQLITE_CANTOPEN: missing directory),
+  /// database_not_found (a missing file without create), authentication_failed (SQLITE_NOTADB: not a database, or
   /// encrypted with another key), busy, ... on failure.
   ///
   ///     kysera::infra::sqlite::connection db(":memory:");
@@ -370,6 +370,15 @@ class connection {
       int code = db != nullptr ? sqlite3_extended_errcode(db) : rc;
       std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
       sqlite3_close_v2(db);
+      if ((code & 0xff) == SQLITE_CANTOPEN && !target_.uri) {
+        auto reason = detail::explain_cantopen(target_.filename, create_);
+        if (!reason.text.empty()) message += ": " + reason.text;
+        if (reason.database_missing) {
+          // Not "refused": there is nothing to open, and retrying will not make it appear.
+          database_error e = detail::make_error(code, message, detail::phase::open, "opening " + description_);
+          throw database_error(errc::database_not_found, e.what(), e.backend(), e.sqlstate(), e.native_code());
+        }
+      }
       throw detail::make_error(code, message, detail::phase::open, "opening " + description_);
     }
     sqlite3_extended_result_codes(db, 1);

@@ -3,12 +3,15 @@
 /// The MySQL/MariaDB adapter's options, URL parsing and error classification. This part needs no
 /// driver headers, so it can be unit-tested (and read) on its own; `mysql.hpp` includes it.
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "../../detail/secrets.hpp"
@@ -16,6 +19,27 @@
 #include "../../error.hpp"
 
 namespace kysera::infra::mysql {
+
+/// TLS for the session, named like the MySQL client's `--ssl-mode`.
+enum class ssl_mode {
+  disabled,         ///< plain TCP, no TLS
+  preferred,        ///< TLS when the server offers it, else plain (MySQL's default)
+  required,         ///< TLS or fail; the server's certificate is not checked
+  verify_ca,        ///< TLS, the server's certificate signed by `ssl_ca`
+  verify_identity,  ///< verify_ca, and the certificate names the host connected to
+};
+
+/// "disabled", "preferred", "required", "verify_ca", "verify_identity".
+constexpr std::string_view to_string(ssl_mode m) noexcept {
+  switch (m) {
+    case ssl_mode::disabled: return "disabled";
+    case ssl_mode::preferred: return "preferred";
+    case ssl_mode::required: return "required";
+    case ssl_mode::verify_ca: return "verify_ca";
+    case ssl_mode::verify_identity: return "verify_identity";
+  }
+  return "unknown";
+}
 
 /// Options of a `mysql::connection`. Durations are sent to the client library in whole seconds,
 /// rounded up (250ms becomes 1 s). URL parameters of the same name override these fields.
@@ -39,6 +63,19 @@ struct connection_options {
   /// round trip) and report it in `rows::last_insert_id`. The value is MySQL's LAST_INSERT_ID():
   /// for a table without AUTO_INCREMENT it is whatever the session generated last.
   bool fetch_last_insert_id = false;
+  /// TLS mode; empty leaves it to the client library (Connector/C++ 8.x: preferred; 1.1 on
+  /// MariaDB Connector/C: plain unless a CA, certificate or key is given). URL `ssl-mode`.
+  std::optional<mysql::ssl_mode> ssl_mode{};
+  /// PEM file of the CA that signed the server's certificate (needed for verify_ca and
+  /// verify_identity). URL `ssl-ca`.
+  std::string ssl_ca{};
+  /// PEM files of a client certificate and its key, for accounts created `REQUIRE X509`; both
+  /// or neither. URL `ssl-cert`, `ssl-key`.
+  std::string ssl_cert{};
+  std::string ssl_key{};
+  /// Connect over this unix socket instead of TCP (the host must be localhost or empty, with no
+  /// port). URL `socket`.
+  std::string socket{};
 };
 
 namespace detail {
@@ -51,9 +88,14 @@ struct mysql_target {
   std::string user;
   std::string password;
   std::string schema;
+  std::string socket{};  ///< unix socket path; empty for TCP
+  std::optional<mysql::ssl_mode> ssl_mode{};
+  std::string ssl_ca{}, ssl_cert{}, ssl_key{};
   /// Every form of the password a message could show: decoded, as written, percent-encoded.
   std::vector<std::string> secrets;
 };
+
+inline bool over_socket(const mysql_target& t) noexcept { return !t.socket.empty(); }
 
 /// "mysql://user@host:port/db": the URL without password and parameters, percent-encoded so
 /// that it parses back to the same scheme, user, host, port and database.
@@ -61,6 +103,9 @@ inline std::string describe(const mysql_target& t) {
   using infra::detail::percent_encode;
   std::string out = t.scheme + "://";
   if (!t.user.empty()) out += percent_encode(t.user) + "@";
+  if (over_socket(t)) {
+    return out + "localhost/" + percent_encode(t.schema) + "?socket=" + percent_encode(t.socket);
+  }
   out += t.host.find(':') != std::string::npos ? "[" + t.host + "]" : percent_encode(t.host);
   out += ":" + std::to_string(t.port);
   out += "/" + percent_encode(t.schema);
@@ -80,8 +125,9 @@ inline bool quotable_name(std::string_view key) noexcept {
   return true;
 }
 
-/// The client library's "tcp://host:port" form.
+/// The client library's "tcp://host:port" (or "unix://path") form.
 inline std::string driver_host_name(const mysql_target& t) {
+  if (over_socket(t)) return "unix://" + t.socket;
   std::string host = t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host;
   return "tcp://" + host + ":" + std::to_string(t.port);
 }
@@ -110,6 +156,44 @@ inline void validate(const connection_options& o) {
   check(o.read_timeout, "read_timeout", true);
   check(o.write_timeout, "write_timeout", true);
   check(o.cancel_timeout, "cancel_timeout", false);
+  auto no_nul = [](const std::string& v, const char* field) {
+    if (v.find('\0') != std::string::npos) {
+      throw std::invalid_argument(std::string("mysql::connection_options::") + field +
+                                  " must not contain a NUL byte");
+    }
+  };
+  no_nul(o.ssl_ca, "ssl_ca");
+  no_nul(o.ssl_cert, "ssl_cert");
+  no_nul(o.ssl_key, "ssl_key");
+  no_nul(o.socket, "socket");
+  if (o.ssl_cert.empty() != o.ssl_key.empty()) {
+    throw std::invalid_argument("mysql::connection_options::ssl_cert and ssl_key must be given together");
+  }
+  if ((o.ssl_mode == ssl_mode::verify_ca || o.ssl_mode == ssl_mode::verify_identity) && o.ssl_ca.empty()) {
+    throw std::invalid_argument(
+        "mysql::connection_options::ssl_ca is needed for ssl_mode verify_ca and verify_identity");
+  }
+  if (o.ssl_mode == ssl_mode::disabled && !(o.ssl_ca.empty() && o.ssl_cert.empty() && o.ssl_key.empty())) {
+    throw std::invalid_argument(
+        "mysql::connection_options::ssl_mode disabled contradicts ssl_ca, ssl_cert and ssl_key");
+  }
+}
+
+/// Reads a URL `ssl-mode` value: MySQL's names in any case, '-' for '_', and libpq's spellings
+/// (disable, prefer, require, verify-full).
+inline std::optional<ssl_mode> parse_ssl_mode(std::string_view value) {
+  std::string v;
+  for (char c : value) {
+    if (c == '-') c = '_';
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    v.push_back(c);
+  }
+  if (v == "disabled" || v == "disable") return ssl_mode::disabled;
+  if (v == "preferred" || v == "prefer") return ssl_mode::preferred;
+  if (v == "required" || v == "require") return ssl_mode::required;
+  if (v == "verify_ca") return ssl_mode::verify_ca;
+  if (v == "verify_identity" || v == "verify_full") return ssl_mode::verify_identity;
+  return std::nullopt;
 }
 
 /// Parses a URL parameter duration: "5" or "5s" (seconds) or "1500ms" (milliseconds).
@@ -179,13 +263,37 @@ inline mysql_target parse_mysql_url(std::string_view text, connection_options& o
       merged.write_timeout = parse_duration_param(key, value);
     } else if (key == "cancel_timeout") {
       merged.cancel_timeout = parse_duration_param(key, value);
+    } else if (key == "ssl-mode" || key == "ssl_mode" || key == "sslmode") {
+      auto mode = parse_ssl_mode(value);
+      if (!mode) {
+        throw database_error(errc::invalid_url,
+                             "invalid connection URL: parameter ssl-mode must be disabled, preferred, "
+                             "required, verify_ca or verify_identity",
+                             "mysql");
+      }
+      merged.ssl_mode = mode;
+    } else if (key == "ssl-ca" || key == "ssl_ca") {
+      merged.ssl_ca = value;
+    } else if (key == "ssl-cert" || key == "ssl_cert") {
+      merged.ssl_cert = value;
+    } else if (key == "ssl-key" || key == "ssl_key") {
+      merged.ssl_key = value;
+    } else if (key == "socket") {
+      merged.socket = value;
     } else {
       throw database_error(errc::invalid_url,
                            "invalid connection URL: unknown parameter" +
                                (quotable_name(key) ? " '" + key + "'" : std::string()) +
-                               " (supported: connect_timeout, read_timeout, write_timeout, cancel_timeout)",
+                               " (supported: connect_timeout, read_timeout, write_timeout, cancel_timeout, "
+                               "ssl-mode, ssl-ca, ssl-cert, ssl-key, socket)",
                            "mysql");
     }
+  }
+  if (!merged.socket.empty() && (!(u.host.empty() || u.host == "localhost") || u.port)) {
+    throw database_error(errc::invalid_url,
+                         "invalid connection URL: a socket connection takes the host localhost (or none) "
+                         "and no port",
+                         "mysql");
   }
   try {
     validate(merged);
@@ -193,6 +301,12 @@ inline mysql_target parse_mysql_url(std::string_view text, connection_options& o
     throw database_error(errc::invalid_url, std::string("invalid connection URL: ") + e.what(), "mysql");
   }
   options = merged;
+  t.socket = merged.socket;
+  if (!t.socket.empty()) t.host = "localhost";
+  t.ssl_mode = merged.ssl_mode;
+  t.ssl_ca = merged.ssl_ca;
+  t.ssl_cert = merged.ssl_cert;
+  t.ssl_key = merged.ssl_key;
   return t;
 }
 
@@ -214,6 +328,7 @@ inline constexpr int server_gone = 2006;            // CR_SERVER_GONE_ERROR
 inline constexpr int server_lost = 2013;            // CR_SERVER_LOST
 inline constexpr int commands_out_of_sync = 2014;   // CR_COMMANDS_OUT_OF_SYNC
 inline constexpr int server_lost_extended = 2055;   // CR_SERVER_LOST_EXTENDED
+inline constexpr int ssl_connection_error = 2026;   // CR_SSL_CONNECTION_ERROR
 }  // namespace mysql_code
 
 /// True for error numbers after which the session cannot be used again.
@@ -249,6 +364,8 @@ constexpr errc classify_mysql_error(int code, std::string_view sqlstate, mysql_p
     case 2049:  // CR_SECURE_AUTH
     case 2059:  // CR_AUTH_PLUGIN_CANNOT_LOAD
       return errc::authentication_failed;
+    case 1049:  // ER_BAD_DB_ERROR "Unknown database" (at connect, or USE)
+      return errc::database_not_found;
     case 1213:  // ER_LOCK_DEADLOCK
       return errc::deadlock;
     case 1205:  // ER_LOCK_WAIT_TIMEOUT
@@ -301,6 +418,43 @@ constexpr errc classify_mysql_error(int code, std::string_view sqlstate, mysql_p
     return errc::query_failed;
   }
   return errc::backend_error;
+}
+
+/// The driver's text for a failed connect (2002, 2003), as one sentence that says what it means.
+/// The client library ends it with an errno in parentheses, "(115)", which MariaDB Connector/C
+/// takes after its non-blocking connect (EINPROGRESS), whatever the real cause; it is replaced
+/// by words. Other texts are returned unchanged.
+inline std::string readable_connect_text(int code, std::string_view text, errc classified,
+                                         bool over_socket) {
+  using namespace mysql_code;
+  std::string out(text);
+  if (code == ssl_connection_error) {
+    return "TLS handshake failed (" + out + "); check ssl-mode, ssl-ca, ssl-cert and ssl-key";
+  }
+  if (code != socket_error && code != conn_host_error) return out;
+  int error_number = -1;
+  if (auto open = out.rfind(" ("); open != std::string::npos && out.size() > open + 3 &&
+                                   out.back() == ')' && out.size() - open <= 10) {
+    int n = 0;
+    bool digits = true;
+    for (std::size_t i = open + 2; i + 1 < out.size(); ++i) {
+      if (out[i] < '0' || out[i] > '9') digits = false;
+      n = digits ? n * 10 + (out[i] - '0') : n;
+    }
+    if (digits) {
+      error_number = n;
+      out.erase(open);
+    }
+  }
+  if (classified == errc::timeout) return out + ": no answer within the connect timeout";
+  if (error_number == EINPROGRESS || error_number == ECONNREFUSED || error_number < 0) {
+    out += over_socket ? ": nothing accepted the connection"
+                       : ": the connection was refused or the host is unreachable";
+  } else {
+    out += ": " + std::generic_category().message(error_number);
+  }
+  return out + (over_socket ? ". Is the server running, with its socket at that path?"
+                            : ". Is the server running and accepting TCP/IP connections on that port?");
 }
 
 }  // namespace detail

@@ -86,6 +86,22 @@
 #define KYSERA_INFRA_MYSQL_OPT_WRITE_TIMEOUT "OPT_WRITE_TIMEOUT"
 #endif
 
+// TLS keys: 8.x names them like the mysql client ("ssl-mode", "ssl-ca", ...) and defines OPT_SSL_*;
+// 1.1 takes "OPT_SSL_MODE", "sslCA", "sslCert", "sslKey", plus "sslEnforce" and "sslVerify",
+// which are what a 1.1 built on MariaDB Connector/C (Debian's) honours: it ignores OPT_SSL_MODE.
+#if defined(OPT_SSL_MODE)
+#define KYSERA_INFRA_MYSQL_OPT_SSL_MODE OPT_SSL_MODE
+#define KYSERA_INFRA_MYSQL_OPT_SSL_CA OPT_SSL_CA
+#define KYSERA_INFRA_MYSQL_OPT_SSL_CERT OPT_SSL_CERT
+#define KYSERA_INFRA_MYSQL_OPT_SSL_KEY OPT_SSL_KEY
+#else
+#define KYSERA_INFRA_MYSQL_OPT_SSL_MODE "OPT_SSL_MODE"
+#define KYSERA_INFRA_MYSQL_OPT_SSL_CA "sslCA"
+#define KYSERA_INFRA_MYSQL_OPT_SSL_CERT "sslCert"
+#define KYSERA_INFRA_MYSQL_OPT_SSL_KEY "sslKey"
+#define KYSERA_INFRA_MYSQL_LEGACY_SSL_FLAGS 1
+#endif
+
 namespace kysera::infra::mysql::detail {
 
 /// Counts detached helper threads (cancel) still using the driver, so that process exit waits
@@ -180,6 +196,34 @@ inline ::sql::mysql::MySQL_Driver* mysql_driver() {
 
 inline std::string to_std(const ::sql::SQLString& s) { return std::string(s.c_str(), s.length()); }
 
+inline int driver_ssl_mode(ssl_mode m) noexcept {
+  switch (m) {
+    case ssl_mode::disabled: return ::sql::SSL_MODE_DISABLED;
+    case ssl_mode::preferred: return ::sql::SSL_MODE_PREFERRED;
+    case ssl_mode::required: return ::sql::SSL_MODE_REQUIRED;
+    case ssl_mode::verify_ca: return ::sql::SSL_MODE_VERIFY_CA;
+    case ssl_mode::verify_identity: return ::sql::SSL_MODE_VERIFY_IDENTITY;
+  }
+  return ::sql::SSL_MODE_PREFERRED;
+}
+
+/// The TLS entries of the connect options for `t`.
+inline void mysql_tls_options(const mysql_target& t, ::sql::ConnectOptionsMap& opts) {
+  if (t.ssl_mode) opts[KYSERA_INFRA_MYSQL_OPT_SSL_MODE] = driver_ssl_mode(*t.ssl_mode);
+  if (t.ssl_mode == ssl_mode::disabled) return;
+  if (!t.ssl_ca.empty()) opts[KYSERA_INFRA_MYSQL_OPT_SSL_CA] = ::sql::SQLString(t.ssl_ca);
+  if (!t.ssl_cert.empty()) opts[KYSERA_INFRA_MYSQL_OPT_SSL_CERT] = ::sql::SQLString(t.ssl_cert);
+  if (!t.ssl_key.empty()) opts[KYSERA_INFRA_MYSQL_OPT_SSL_KEY] = ::sql::SQLString(t.ssl_key);
+#if defined(KYSERA_INFRA_MYSQL_LEGACY_SSL_FLAGS)
+  // MariaDB Connector/C verifies the chain whenever a CA is given; "sslVerify" adds the host name.
+  if (t.ssl_mode == ssl_mode::required || t.ssl_mode == ssl_mode::verify_ca ||
+      t.ssl_mode == ssl_mode::verify_identity) {
+    opts["sslEnforce"] = true;
+  }
+  if (t.ssl_mode == ssl_mode::verify_identity) opts["sslVerify"] = true;
+#endif
+}
+
 /// Opens a session. Throws what the driver throws (sql::SQLException).
 inline std::unique_ptr<::sql::Connection> mysql_open(const mysql_target& t, int connect_s, int read_s,
                                                      int write_s, bool with_schema) {
@@ -191,6 +235,7 @@ inline std::unique_ptr<::sql::Connection> mysql_open(const mysql_target& t, int 
   opts[KYSERA_INFRA_MYSQL_OPT_CONNECT_TIMEOUT] = connect_s;
   if (read_s > 0) opts[KYSERA_INFRA_MYSQL_OPT_READ_TIMEOUT] = read_s;
   if (write_s > 0) opts[KYSERA_INFRA_MYSQL_OPT_WRITE_TIMEOUT] = write_s;
+  mysql_tls_options(t, opts);
   // We reconnect ourselves, visibly, and never replay a statement behind the caller's back, so
   // the client library's auto-reconnect must stay off. It is off unless asked for: 1.1 and 8.x/9.x
   // alike call mysql_options(MYSQL_OPT_RECONNECT) only when OPT_RECONNECT is in this map, and

@@ -89,6 +89,7 @@ inline errc errc_for_sqlstate(std::string_view sqlstate, std::string_view messag
     return contains_icase(message, "statement timeout") ? errc::timeout : errc::cancelled;
   }
   if (sqlstate == "53300") return errc::too_many_connections;
+  if (sqlstate == "3D000") return errc::database_not_found;  // invalid_catalog_name
   if (cls == "28") return errc::authentication_failed;
   if (sqlstate == "40001") return errc::serialization_failure;
   if (sqlstate == "40P01") return errc::deadlock;
@@ -159,7 +160,7 @@ inline classification classify_connect_message(std::string_view message) {
     return {errc::invalid_url, ""};
   }
   if (contains_icase(message, "database \"") && contains_icase(message, "does not exist")) {
-    return {errc::backend_error, "3D000"};
+    return {errc::database_not_found, "3D000"};
   }
   return {errc::connection_refused, "08001"};
 }
@@ -196,21 +197,50 @@ inline classification classify(const failure_facts& f) {
   return {code, f.sqlstate};
 }
 
-/// The driver's text on one line: runs of whitespace (libpq's "\n\t") become one space.
+/// The driver's text on one line: runs of whitespace (libpq's "\n\t") become one space, and a
+/// line break that starts a new sentence ("...: Connection refused\n\tIs the server running...")
+/// ends the previous one with a full stop, so the joined text reads as sentences.
 inline std::string one_line(std::string_view text) {
   std::string out;
-  out.reserve(text.size());
+  out.reserve(text.size() + 8);
   bool pending_space = false;
-  for (char ch : text) {
+  bool pending_break = false;
+  auto is_upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  auto is_lower = [](char c) { return c >= 'a' && c <= 'z'; };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
     if (std::isspace(static_cast<unsigned char>(ch))) {
       pending_space = !out.empty();
-    } else {
-      if (pending_space) out.push_back(' ');
-      pending_space = false;
-      out.push_back(ch);
+      pending_break = pending_break || (ch == '\n' && !out.empty());
+      continue;
     }
+    if (pending_space) {
+      // "Is the", "Hint", ...: a capitalised word, not an acronym such as "TCP/IP" or "LINE".
+      const bool sentence_starts = pending_break && is_upper(ch) && i + 1 < text.size() &&
+                                   is_lower(text[i + 1]);
+      const char last = out.back();
+      if (sentence_starts && std::string_view(".:;?!,").find(last) == std::string_view::npos) {
+        out.push_back('.');
+      }
+      out.push_back(' ');
+    }
+    pending_space = false;
+    pending_break = false;
+    out.push_back(ch);
   }
   return out;
+}
+
+/// Driver texts that say too little on their own, said as what they mean for the caller.
+inline std::string readable_driver_text(std::string text) {
+  // libpqxx 6 reports a session the server has closed (shutdown, restart, pg_terminate_backend)
+  // as this when the next statement starts.
+  static constexpr std::string_view not_connected = "Could not obtain client encoding: not connected.";
+  if (text == not_connected) {
+    return "the server closed the connection (it shut down or restarted, or the session was "
+           "terminated)";
+  }
+  return text;
 }
 
 /// "postgres: <driver text> (<context>)", with every secret replaced by "***".
@@ -218,7 +248,7 @@ inline std::string error_message(std::string_view driver_message, errc code, pha
                                  std::string_view description,
                                  const std::vector<std::string>& secrets) {
   // Redact before and after joining lines: a secret may itself contain a run of whitespace.
-  std::string text = one_line(infra::detail::redact(driver_message, secrets));
+  std::string text = readable_driver_text(one_line(infra::detail::redact(driver_message, secrets)));
   if (text.empty()) text = std::string(to_string(code));
   std::string out = "postgres: " + text;
   if (when == phase::connect) {

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <optional>
+#include <system_error>
 #include <string>
 #include <string_view>
 
@@ -147,6 +149,29 @@ constexpr errc classify(int extended_code, phase where) noexcept {
     case SQLITE_IOERR: return where == phase::commit ? errc::outcome_unknown : errc::backend_error;
     default: return errc::backend_error;
   }
+}
+
+/// Why SQLITE_CANTOPEN at open, where the file system tells (a plain path, not a file: URI):
+/// the reason to add to "unable to open database file", and whether the database is simply not
+/// there (a missing file this connection may not create). Empty when it cannot tell.
+struct cantopen_reason {
+  std::string text;
+  bool database_missing = false;
+};
+
+inline cantopen_reason explain_cantopen(const std::string& filename, bool create) {
+  if (filename.empty() || filename == ":memory:") return {};
+  std::error_code ec;
+  const std::filesystem::path path(filename);
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  const auto dir_status = std::filesystem::status(dir, ec);
+  if (ec && dir_status.type() != std::filesystem::file_type::not_found) return {};
+  if (dir_status.type() == std::filesystem::file_type::not_found) return {"its directory does not exist", false};
+  const auto file_status = std::filesystem::status(path, ec);
+  if (file_status.type() == std::filesystem::file_type::not_found && !create) {
+    return {"the file does not exist, and this connection does not create it", true};
+  }
+  return {};
 }
 
 /// "sqlite: <driver message> [code N] (<context>)".
