@@ -14,6 +14,7 @@
 #include <kysera/infra/adapters/mysql.hpp>
 #endif
 
+#if defined(KYSERA_INFRA_HAS_POSTGRES) || defined(KYSERA_INFRA_HAS_MYSQL)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -181,3 +182,4 @@ TEST_CASE("mysql connect_timeout bounds a connect to a silent server for every s
   check_bounded(connect_all(listener, std::move(tries), 10s), 900ms, 1s + 1500ms);
 }
 #endif
+#endif  // KYSERA_INFRA_HAS_POSTGRES || KYSERA_INFRA_HAS_MYSQL
