@@ -104,8 +104,11 @@ step_pqxx7() {
   build_and_test pqxx7-gcc12 "$out/drivers/libpqxx-7.10.7-gcc12" -DCMAKE_CXX_COMPILER=g++-12
 }
 
+# Everything linked must use libc++ here: Debian's spdlog (libstdc++) cannot be, so the spdlog
+# component is off in this build.
 libcxx=(-DCMAKE_CXX_COMPILER=clang++-16 "-DCMAKE_CXX_FLAGS=-stdlib=libc++ -fexperimental-library"
-  -DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++ -DCMAKE_SHARED_LINKER_FLAGS=-stdlib=libc++)
+  -DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++ -DCMAKE_SHARED_LINKER_FLAGS=-stdlib=libc++
+  -DKYSERA_INFRA_WITH_SPDLOG=OFF)
 step_pqxx8() {
   local tarball
   tarball=$(archive libpqxx-8.0.1.tar.gz) || return 1
