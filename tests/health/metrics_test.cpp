@@ -330,7 +330,7 @@ TEST_CASE("get_metrics gives the same figures from durations, samples or metrics
 }
 
 TEST_CASE("percentiles are nearest-rank for small samples", "[health]") {
-  using health::detail::nearest_rank_index;
+  using infra::metrics::detail::nearest_rank_index;
   STATIC_REQUIRE(nearest_rank_index(1, 95) == 0);
   STATIC_REQUIRE(nearest_rank_index(1, 99) == 0);
   STATIC_REQUIRE(nearest_rank_index(10, 95) == 9);   // ceil(9.5) - 1

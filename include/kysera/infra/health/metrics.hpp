@@ -15,12 +15,17 @@
 #include <string_view>
 #include <vector>
 
+#include "../detail/format.hpp"
 #include "../detail/time.hpp"
+#include "../metrics/query_metrics.hpp"
+#include "../metrics/query_stats.hpp"
 #include "../pool/metrics.hpp"
-#include "check.hpp"
 #include "debug.hpp"
+#include "result.hpp"
 
 namespace kysera::infra::health {
+
+using metrics::query_stats;
 
 /// Options of `get_metrics`. Invalid values throw `std::invalid_argument` naming the field.
 struct get_metrics_options {
@@ -60,27 +65,9 @@ struct recommendation {
   friend bool operator==(const recommendation&, const recommendation&) = default;
 };
 
-/// Pool figures. `max` is the pool's configured maximum.
-struct connection_stats {
-  std::size_t total = 0;
-  std::size_t active = 0;
-  std::size_t idle = 0;
-  std::size_t max = 0;
-  std::size_t waiting = 0;
-};
-
-/// Query (or transaction) figures over the period, failed ones included. Durations are ms,
-/// rounded to 2 decimals; percentiles are nearest-rank.
-struct query_stats {
-  std::size_t total = 0;
-  double avg_duration = 0.0;
-  double min_duration = 0.0;
-  double max_duration = 0.0;
-  double p95_duration = 0.0;
-  double p99_duration = 0.0;
-  std::size_t slow_count = 0;   ///< durations strictly above the threshold
-  std::size_t error_count = 0;  ///< queries whose `execute` threw
-};
+/// Pool figures in `metrics_result`: the pool's own `pool_metrics` (`total`, `idle`, `active`,
+/// `waiting`, and `max`, the configured maximum), under the name API.md gives them here.
+using connection_stats = pool::pool_metrics;
 
 /// What `get_metrics` reports. A value type.
 struct metrics_result {
@@ -132,49 +119,6 @@ inline std::chrono::milliseconds parse_period(std::string_view text) {
 }
 
 namespace detail {
-
-/// Nearest rank: the element at ceil(p/100 * n) - 1 of the sorted values (exact arithmetic).
-constexpr std::size_t nearest_rank_index(std::size_t n, unsigned percent) noexcept {
-  if (n == 0) return 0;
-  const std::size_t rank = (static_cast<std::size_t>(percent) * n + 99) / 100;
-  return rank == 0 ? 0 : rank - 1;
-}
-
-/// Statistics over the durations of `set` (reordered in place); `average` gets the unrounded
-/// mean. `set.ms` must not be empty. Percentiles are exact nearest-rank values.
-inline query_stats compute_query_stats(period_durations::set& set, double slow_threshold_ms, double& average) {
-  std::vector<double>& ms = set.ms;
-  query_stats s;
-  s.total = ms.size();
-  s.error_count = set.failed;
-  double sum = 0.0;
-  double lo = ms.front();
-  double hi = lo;
-  std::size_t slow = 0;
-  for (double d : ms) {
-    sum += d;
-    lo = std::min(lo, d);
-    hi = std::max(hi, d);
-    slow += d > slow_threshold_ms ? 1 : 0;
-  }
-  s.slow_count = slow;
-  const std::size_t i95 = nearest_rank_index(ms.size(), 95);
-  const std::size_t i99 = nearest_rank_index(ms.size(), 99);
-  // One selection over everything for p95; everything after it is >= p95, so p99 is a selection
-  // within that last ~5 % only.
-  const auto at = [&](std::size_t i) { return ms.begin() + static_cast<std::ptrdiff_t>(i); };
-  std::nth_element(ms.begin(), at(i95), ms.end());
-  const double p95 = ms[i95];
-  if (i99 > i95) std::nth_element(at(i95 + 1), at(i99), ms.end());
-  const double p99 = ms[i99];
-  average = sum / static_cast<double>(ms.size());
-  s.avg_duration = round2(average);
-  s.min_duration = round2(lo);
-  s.max_duration = round2(hi);
-  s.p95_duration = round2(p95);
-  s.p99_duration = round2(p99);
-  return s;
-}
 
 /// Like JavaScript's Date.prototype.toISOString.
 inline std::string iso8601(std::chrono::system_clock::time_point tp) {
@@ -237,8 +181,7 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
   result.timestamp = detail::iso8601(std::chrono::system_clock::now());
 
   if (options.pool) {
-    const pool::pool_metrics p = options.pool->get_metrics();
-    result.connections = connection_stats{p.total, p.active, p.idle, p.max, p.waiting};
+    result.connections = options.pool->get_metrics();
   }
 
   // Whole transactions are reported apart: counting them with their own statements would count
@@ -257,11 +200,11 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
   const double threshold = static_cast<double>(options.slow_query_threshold.count());
   if (!entries.transactions.ms.empty()) {
     double unused = 0.0;
-    result.transactions = detail::compute_query_stats(entries.transactions, threshold, unused);
+    result.transactions = metrics::detail::compute_query_stats(entries.transactions, threshold, unused);
   }
   if (!entries.statements.ms.empty()) {
     double avg = 0.0;
-    result.queries = detail::compute_query_stats(entries.statements, threshold, avg);
+    result.queries = metrics::detail::compute_query_stats(entries.statements, threshold, avg);
     const query_stats& q = *result.queries;
     if (q.slow_count * 10 > q.total) {
       detail::recommend(result, recommendation_code::slow_queries,
@@ -270,7 +213,7 @@ metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}
     }
     if (avg > threshold * 0.5) {
       detail::recommend(result, recommendation_code::slow_average,
-                        "Average query duration (" + detail::format_fixed2(avg) +
+                        "Average query duration (" + infra::detail::format_fixed2(avg) +
                             " ms) is approaching the slow query threshold (" +
                             std::to_string(options.slow_query_threshold.count()) + " ms). Monitor performance closely.");
     }
