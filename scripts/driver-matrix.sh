@@ -79,7 +79,7 @@ build_and_test() {
   local dir="$out/$name" t0
   t0=$(stamp)
   log "$name: configure and build the project against $(basename "$prefix")"
-  cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKYSERA_INFRA_WERROR=ON \
+  cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DKYSERA_INFRA_WERROR=ON \
     -DKYSERA_INFRA_WITH_POSTGRES=ON -DKYSERA_INFRA_WITH_SQLITE=ON -DKYSERA_INFRA_WITH_MYSQL=OFF \
     -DKYSERA_INFRA_REQUIRE_ALL_BACKENDS=ON -DKYSERA_INFRA_BUILD_TESTS=ON \
     -DKYSERA_INFRA_BUILD_EXAMPLES=OFF -DKYSERA_INFRA_INSTALL=OFF \
