@@ -579,8 +579,10 @@ TEST_CASE("shutdown signal lists with invalid numbers are rejected", "[reliabili
 #endif
 
 // ---------------------------------------------------------------------------------------------
-// Extreme durations and sizes: rejected with std::invalid_argument naming the field, or honoured;
-// never an overflow that turns "wait forever" into "at once".
+// Extreme durations and sizes. Durations up to milliseconds::max() are honoured as "practically
+// forever" (saturating, never an overflow that turns "wait forever" into "at once"), except where
+// a driver cannot carry them (libpq's connect_timeout); sizes beyond a documented bound are
+// rejected. Each case pins the one outcome the code documents.
 // ---------------------------------------------------------------------------------------------
 
 namespace {
@@ -589,23 +591,23 @@ constexpr std::chrono::milliseconds three_centuries = std::chrono::hours(24 * 36
 }  // namespace
 
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
-TEST_CASE("postgres connect_timeout too large for libpq is rejected or clamped", "[reliability][postgres]") {
-  // libpq takes whole seconds in an int. The right outcomes: invalid_argument naming the field,
-  // or a clamped bound (then this URL is simply refused). Not an overflow into a bad URL.
+TEST_CASE("postgres connect_timeout too large for libpq is rejected", "[reliability][postgres]") {
+  // libpq takes whole seconds in an int: a larger bound is std::invalid_argument naming the field
+  // (before any connect), not an overflow into a bad conninfo.
   for (auto timeout : {forever, std::chrono::milliseconds(3'000'000'000'000LL)}) {
     outcome o = capture([&] {
       infra::postgres::connection c("postgres://app:" + std::string(pw) + "@127.0.0.1:1/app",
                                     {.connect_timeout = timeout});
     });
     INFO(timeout.count() << " ms -> " << o.describe());
-    CHECK(((o.what == outcome::kind::invalid_argument && o.message.find("connect_timeout") != std::string::npos) ||
-           o.is(infra::errc::connection_refused)));
+    CHECK(o.what == outcome::kind::invalid_argument);
+    CHECK(o.message.find("connect_timeout") != std::string::npos);
   }
 }
 #endif
 
 #if defined(KYSERA_INFRA_HAS_SQLITE)
-TEST_CASE("health check with a huge timeout is rejected or honoured", "[reliability][health][sqlite]") {
+TEST_CASE("health check with a huge timeout is honoured", "[reliability][health][sqlite]") {
   auto db = memory_db();
   for (auto timeout : {forever, three_centuries}) {
     outcome o = capture([&] {
@@ -614,14 +616,13 @@ TEST_CASE("health check with a huge timeout is rejected or honoured", "[reliabil
       CHECK(r.status == infra::health::health_status::healthy);
     });
     INFO(timeout.count() << " ms -> " << o.describe());
-    CHECK((o.what == outcome::kind::none ||
-           (o.what == outcome::kind::invalid_argument && o.message.find("timeout") != std::string::npos)));
+    CHECK(o.what == outcome::kind::none);
   }
 }
 #endif
 
 #if defined(KYSERA_INFRA_HAS_SQLITE)
-TEST_CASE("health_monitor with a huge interval is rejected or never rechecks early", "[reliability][health][sqlite]") {
+TEST_CASE("health_monitor with a huge interval never rechecks early", "[reliability][health][sqlite]") {
   namespace health = infra::health;
   auto db = memory_db();
   auto quiet = infra::make_logger([](infra::log_level, std::string_view) {});
@@ -632,12 +633,8 @@ TEST_CASE("health_monitor with a huge interval is rejected or never rechecks ear
       monitor = std::make_unique<health::health_monitor<infra::sqlite::connection>>(
           *db, health::health_monitor_options{.interval = interval, .logger = &quiet});
     });
-    if (made.threw()) {
-      INFO(made.describe());
-      CHECK(made.what == outcome::kind::invalid_argument);
-      CHECK(made.message.find("interval") != std::string::npos);
-      continue;
-    }
+    INFO(made.describe());
+    REQUIRE_FALSE(made.threw());
     std::mutex mutex;
     std::condition_variable cv;
     int calls = 0;
@@ -660,18 +657,14 @@ TEST_CASE("health_monitor with a huge interval is rejected or never rechecks ear
 }
 #endif
 
-TEST_CASE("circuit breaker with a huge reset_time is rejected or stays open", "[reliability][resilience]") {
+TEST_CASE("circuit breaker with a huge reset_time stays open", "[reliability][resilience]") {
   namespace res = infra::resilience;
   for (auto reset : {forever, three_centuries}) {
     INFO("reset_time " << reset.count() << " ms");
     std::unique_ptr<res::circuit_breaker> breaker;
     outcome made = capture([&] { breaker = std::make_unique<res::circuit_breaker>(1, reset); });
-    if (made.threw()) {
-      INFO(made.describe());
-      CHECK(made.what == outcome::kind::invalid_argument);
-      CHECK(made.message.find("reset_time") != std::string::npos);
-      continue;
-    }
+    INFO(made.describe());
+    REQUIRE_FALSE(made.threw());
     (void)capture([&] { breaker->execute([] { throw std::runtime_error("down"); }); });
     CHECK(breaker->get_state().state == res::circuit_state::open);
     bool ran = false;
@@ -681,7 +674,7 @@ TEST_CASE("circuit breaker with a huge reset_time is rejected or stays open", "[
   }
 }
 
-TEST_CASE("graceful shutdown with a huge timeout is rejected or completes", "[reliability][shutdown]") {
+TEST_CASE("graceful shutdown with a huge timeout completes", "[reliability][shutdown]") {
   namespace sd = infra::shutdown;
   auto quiet = infra::make_logger([](infra::log_level, std::string_view) {});
   for (auto timeout : {forever, three_centuries}) {
@@ -692,10 +685,6 @@ TEST_CASE("graceful shutdown with a huge timeout is rejected or completes", "[re
       sd::graceful_shutdown(db, {.timeout = timeout, .on_shutdown = [&] { ran = true; }, .logger = &quiet});
     });
     INFO(o.describe());
-    if (o.what == outcome::kind::invalid_argument) {
-      CHECK(o.message.find("timeout") != std::string::npos);
-      continue;
-    }
     CHECK_FALSE(o.threw());
     CHECK(ran);
     CHECK(db.close_calls() == 1);
@@ -712,7 +701,7 @@ TEST_CASE("graceful shutdown with a huge timeout is rejected or completes", "[re
 }
 
 #if defined(KYSERA_INFRA_HAS_SQLITE)  // its pools hold SQLite connections
-TEST_CASE("pool with a huge housekeeping_interval is rejected or stays idle", "[reliability][pool]") {
+TEST_CASE("pool with a huge housekeeping_interval stays idle", "[reliability][pool]") {
   // The housekeeper makes one pass at start (here: one failing attempt to open min_idle), then
   // waits the interval. An interval that overflows the wait must not turn into a busy loop that
   // hammers the server with connects.
@@ -737,12 +726,8 @@ TEST_CASE("pool with a huge housekeeping_interval is rejected or stays idle", "[
                                                                          .housekeeping_interval = interval,
                                                                          .logger = &quiet});
     });
-    if (made.threw()) {
-      INFO(made.describe());
-      CHECK(made.what == outcome::kind::invalid_argument);
-      CHECK(made.message.find("housekeeping_interval") != std::string::npos);
-      continue;
-    }
+    INFO(made.describe());
+    REQUIRE_FALSE(made.threw());
     std::unique_lock lock(mutex);
     REQUIRE(cv.wait_for(lock, 20s, [&] { return attempts >= 1; }));
     // A correct housekeeper now sleeps for centuries; a broken one retries at once, thousands of
@@ -755,29 +740,29 @@ TEST_CASE("pool with a huge housekeeping_interval is rejected or stays idle", "[
 #endif
 
 #if defined(KYSERA_INFRA_HAS_SQLITE)  // its pools hold SQLite connections
-TEST_CASE("pool max_size too large to allocate fails cleanly", "[reliability][pool]") {
-  // The right outcome is std::invalid_argument naming max_size; an allocation failure
-  // (std::bad_alloc, std::length_error) is acceptable; a crash is not.
+TEST_CASE("pool max_size above its bound is rejected", "[reliability][pool]") {
+  // max_size is documented in [1, 1'000'000]: anything larger is std::invalid_argument naming it,
+  // before any allocation.
   using pool_t = infra::pool::connection_pool<infra::sqlite::connection>;
   for (std::size_t size : {std::numeric_limits<std::size_t>::max(), std::size_t{1} << 63, std::size_t{1} << 58}) {
     outcome o = capture([&] { pool_t p([] { return memory_db(); }, {.max_size = size, .housekeeping_interval = 0ms}); });
     INFO("max_size " << size << " -> " << o.describe());
-    CHECK(o.threw());
-    CHECK(o.what != outcome::kind::database_error);
-    if (o.what == outcome::kind::invalid_argument) CHECK(o.message.find("max_size") != std::string::npos);
+    CHECK(o.what == outcome::kind::invalid_argument);
+    CHECK(o.message.find("max_size") != std::string::npos);
   }
 }
 #endif
 
 #if defined(KYSERA_INFRA_HAS_SQLITE)
-TEST_CASE("with_debug max_metrics too large to allocate fails cleanly", "[reliability][health][sqlite]") {
+TEST_CASE("with_debug max_metrics above its bound is rejected", "[reliability][health][sqlite]") {
+  // max_metrics is documented in [1, 10'000'000]: anything larger is std::invalid_argument
+  // naming it, before the ring is allocated.
   auto db = memory_db();
-  for (std::size_t size : {std::numeric_limits<std::size_t>::max(), std::size_t{1} << 63}) {
+  for (std::size_t size : {std::numeric_limits<std::size_t>::max(), std::size_t{1} << 63, std::size_t{10'000'001}}) {
     outcome o = capture([&] { (void)infra::health::with_debug(*db, {.max_metrics = size}); });
     INFO("max_metrics " << size << " -> " << o.describe());
-    CHECK(o.threw());
-    CHECK(o.what != outcome::kind::database_error);
-    if (o.what == outcome::kind::invalid_argument) CHECK(o.message.find("max_metrics") != std::string::npos);
+    CHECK(o.what == outcome::kind::invalid_argument);
+    CHECK(o.message.find("max_metrics") != std::string::npos);
   }
 }
 #endif

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -191,6 +192,11 @@ class debug_database {
   static std::unique_ptr<detail::query_ring<Clock>> make_ring(const debug_options& o) {
     if (o.max_metrics == 0) {
       throw std::invalid_argument("kysera::infra::health: max_metrics must be at least 1");
+    }
+    if (o.max_metrics > debug_options::max_metrics_limit) {
+      throw std::invalid_argument("kysera::infra::health: max_metrics must be at most " +
+                                  std::to_string(debug_options::max_metrics_limit) + " (got " +
+                                  std::to_string(o.max_metrics) + ")");
     }
     return std::make_unique<detail::query_ring<Clock>>(o);
   }

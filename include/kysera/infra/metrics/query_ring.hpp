@@ -27,9 +27,14 @@ namespace kysera::infra::metrics {
 /// it is kept in memory only, truncated to `max_sql_length` bytes, and `record_sql = false`
 /// keeps none at all.
 struct debug_options {
-  std::size_t max_metrics = 1000;     ///< >= 1; ring buffer size (the newest entries stay)
+  /// In [1, max_metrics_limit]; ring buffer size (the newest entries stay). About 50 bytes per
+  /// entry plus the SQL text kept.
+  std::size_t max_metrics = 1000;
   bool record_sql = true;             ///< false: entries carry no SQL text
   std::size_t max_sql_length = 256;   ///< longer statements are cut (at a UTF-8 boundary)
+
+  /// The largest `max_metrics` accepted (about 500 MB of entries, the SQL text aside).
+  static constexpr std::size_t max_metrics_limit = 10'000'000;
 };
 
 /// One recorded query, or one whole transaction (`transaction` set). `Clock` is the wrapper's clock.
