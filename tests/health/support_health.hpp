@@ -3,6 +3,7 @@
 // manual clock, a pool with traits, a capturing logger and a wait-with-deadline helper.
 
 #include "support/catch.hpp"
+#include "support/eventually.hpp"
 #include "support/manual_clock.hpp"
 
 #include <kysera/infra/error.hpp>
@@ -22,15 +23,7 @@
 
 namespace kysera::test::health_support {
 
-/// Polls `done` until it holds or `limit` passes; returns the final value.
-inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return done();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
+using kysera::test::eventually;
 
 /// A database with no cancel(): execute() blocks while the gate is held. Counts statements in
 /// flight and the most seen at once. Thread-safe.

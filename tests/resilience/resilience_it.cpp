@@ -3,6 +3,7 @@
 // real serialization failure and a real deadlock, contending SQLite writers, and a circuit
 // breaker across a server stop and start.
 #include "support/catch.hpp"
+#include "support/eventually.hpp"
 #include "support/servers.hpp"
 
 #if defined(KYSERA_INFRA_HAS_MYSQL)
@@ -49,15 +50,10 @@ std::int64_t scalar(Connection& c, const std::string& sql) {
   return std::stoll(r.at(0, 0).value());
 }
 
-/// Polls `pred` until it holds or `limit` passed; returns whether it held.
+/// Polls `pred` every 20 ms until it holds or `limit` passed (default 30 s).
 template <class Pred>
-bool eventually(Pred pred, std::chrono::seconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
+bool eventually(Pred pred, std::chrono::milliseconds limit = 30s) {
+  return kysera::test::eventually(pred, limit, 20ms);
 }
 
 /// A one-shot flag threads can wait for, with a deadline.

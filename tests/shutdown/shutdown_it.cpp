@@ -3,6 +3,7 @@
 // documented order (on_shutdown stops the monitor, then the pool closes); is_shutting_down() is
 // what a readiness probe reads.
 #include "support/catch.hpp"
+#include "support/eventually.hpp"
 
 // Only in builds that have the PostgreSQL adapter (kysera::infra-postgres linked).
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
@@ -50,15 +51,14 @@ void require_line(child_process& child, std::string_view needle) {
 
 /// Polls (with a deadline) until the server shows the probe statement running in another session.
 bool probe_running_on_server(pg_connection& observer, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = observer.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
-        "AND query LIKE '%kysera_shutdown_probe%'");
-    if (r[0][0].as<long>() > 0) return true;
-    std::this_thread::sleep_for(20ms);  // polling interval of a deadline-bounded poll
-  }
-  return false;
+  return kysera::test::eventually(
+      [&] {
+        auto r = observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
+            "AND query LIKE '%kysera_shutdown_probe%'");
+        return r[0][0].as<long>() > 0;
+      },
+      timeout, 20ms);
 }
 
 pg_pool make_pool(std::size_t max_size) {
@@ -166,10 +166,7 @@ TEST_CASE("a controller shuts a monitor and a pool down in order, and readiness 
   auto ready = [&] { return !controller.is_shutting_down(); };
 
   // Let the monitor check a few times first.
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (checks < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
-  REQUIRE(checks >= 2);
+  REQUIRE(kysera::test::eventually([&] { return checks >= 2; }, 20s, 10ms));
   CHECK(ready());
 
   controller.execute();
