@@ -14,7 +14,7 @@ namespace kysera::infra {
 
 /// A database handle the modules can work with.
 ///
-/// Requirements, for an lvalue `db` of type `D`:
+/// Requirements, for an lvalue `db` of type `Db`:
 ///  1. `db.execute(sql)` with a `std::string_view` runs one statement and throws on failure
 ///     (ideally a `database_error`); what it returns is the backend's own result and is ignored
 ///     by the modules.
@@ -27,24 +27,24 @@ namespace kysera::infra {
 ///       void close();
 ///     };
 ///     static_assert(kysera::infra::database<my_db>);
-template <class D>
-concept database = requires(D& db, std::string_view sql) {
+template <class Db>
+concept database = requires(Db& db, std::string_view sql) {
   db.execute(sql);
   db.close();
 };
 
 /// Optional: `db.ping()` checks the session cheaply and throws when it is unusable.
-template <class D>
-concept database_with_ping = database<D> && requires(D& db) { db.ping(); };
+template <class Db>
+concept database_with_ping = database<Db> && requires(Db& db) { db.ping(); };
 
 /// Optional: `db.cancel()` interrupts a statement running on another thread. It returns at once,
 /// also when the server is paused or unreachable, and never throws.
-template <class D>
-concept database_with_cancel = database<D> && requires(D& db) { db.cancel(); };
+template <class Db>
+concept database_with_cancel = database<Db> && requires(Db& db) { db.cancel(); };
 
 /// Optional: `db.server_version()` returns the server's version text.
-template <class D>
-concept database_with_server_version = database<D> && requires(D& db) {
+template <class Db>
+concept database_with_server_version = database<Db> && requires(Db& db) {
   { db.server_version() } -> std::convertible_to<std::string>;
 };
 
@@ -55,9 +55,9 @@ concept database_with_server_version = database<D> && requires(D& db) {
 /// It returns false, having done nothing, when it cannot bound the ping right now (for instance
 /// when the session must be reopened first, which takes the driver's connect timeout); the caller
 /// then pings another way. The health check uses it to probe without a thread hand-off.
-template <class D>
+template <class Db>
 concept database_with_bounded_ping =
-    database<D> && requires(D& db, std::chrono::steady_clock::time_point deadline) {
+    database<Db> && requires(Db& db, std::chrono::steady_clock::time_point deadline) {
       { db.try_ping_until(deadline) } -> std::same_as<bool>;
     };
 
@@ -73,24 +73,24 @@ struct transaction_probe {
 
 /// Optional: `db.transaction(fn)` runs `fn(session&)` between BEGIN and COMMIT on one session,
 /// rolling back when `fn` throws, and returns what `fn` returns.
-template <class D>
+template <class Db>
 concept database_with_transaction =
-    database<D> && requires(D& db) { db.transaction(detail::transaction_probe{}); };
+    database<Db> && requires(Db& db) { db.transaction(detail::transaction_probe{}); };
 
 /// Checks that `db` answers: `db.ping()` where it exists, else `db.execute("SELECT 1")`.
-template <database D>
-void ping(D& db) {
-  if constexpr (database_with_ping<D>) {
+template <database Db>
+void ping(Db& db) {
+  if constexpr (database_with_ping<Db>) {
     db.ping();
   } else {
     db.execute("SELECT 1");
   }
 }
 
-/// Interrupts a running statement where `D` can; returns whether it could try.
-template <database D>
-bool try_cancel(D& db) noexcept {
-  if constexpr (database_with_cancel<D>) {
+/// Interrupts a running statement where `Db` can; returns whether it could try.
+template <database Db>
+bool try_cancel(Db& db) noexcept {
+  if constexpr (database_with_cancel<Db>) {
     try {
       db.cancel();
     } catch (...) {
@@ -102,10 +102,10 @@ bool try_cancel(D& db) noexcept {
   }
 }
 
-/// The server's version where `D` can tell it; empty otherwise. Throws what `D` throws.
-template <database D>
-std::optional<std::string> server_version(D& db) {
-  if constexpr (database_with_server_version<D>) {
+/// The server's version where `Db` can tell it; empty otherwise. Throws what `Db` throws.
+template <database Db>
+std::optional<std::string> server_version(Db& db) {
+  if constexpr (database_with_server_version<Db>) {
     return std::string(db.server_version());
   } else {
     return std::nullopt;
@@ -119,8 +119,8 @@ namespace kysera::infra {
 /// Optional: `db.close_for(timeout)` closes like `close()` but waits at most `timeout` for work
 /// in flight (leased pool connections) and returns whether everything finished in time.
 /// Graceful shutdown uses it where present.
-template <class D>
-concept database_with_timed_close = database<D> && requires(D& db, std::chrono::milliseconds t) {
+template <class Db>
+concept database_with_timed_close = database<Db> && requires(Db& db, std::chrono::milliseconds t) {
   { db.close_for(t) } -> std::convertible_to<bool>;
 };
 

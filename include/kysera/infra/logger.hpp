@@ -110,8 +110,8 @@ inline logger& silent_logger() noexcept {
   return instance;
 }
 
-/// A logger that forwards to a callable `void(log_level, std::string_view)`. Thread-safe: calls
-/// to the callable are serialised.
+/// Thread-safe: calls to the callable are serialised. A logger that forwards to a callable
+/// `void(log_level, std::string_view)`.
 template <class F>
 class callback_logger final : public logger {
  public:

@@ -12,8 +12,8 @@
 
 namespace kysera::infra {
 
-/// A statement's result, copied out of the driver so it stays valid after the connection moves
-/// on. A value type: not synchronised, like any standard container.
+/// A value type: not synchronised, like any standard container. A statement's result, copied
+/// out of the driver so it stays valid after the connection moves on.
 ///
 ///     auto r = db.execute("select id, name from users");
 ///     for (std::size_t i = 0; i < r.size(); ++i) use(r.at(i, "name").value_or("(null)"));

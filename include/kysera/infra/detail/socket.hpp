@@ -39,7 +39,8 @@ inline constexpr bool can_find_tcp_sockets =
     false;
 #endif
 
-/// A descriptor of our own for a session's socket: a close-on-exec duplicate of the driver's.
+/// Not thread-safe (owned by one session, which serialises its calls): a descriptor of our own
+/// for a session's socket, a close-on-exec duplicate of the driver's.
 /// The watchdog shuts the socket down through it, whatever the driver does with its own
 /// descriptor meanwhile (a driver closes it when a session fails, and the number may then be
 /// reused for something else; the duplicate keeps referring to the session's socket until it is

@@ -127,7 +127,8 @@ class watchdog {
   bool running_ = false;
 };
 
-/// Arms the watchdog for one scope: `disarm()` (or the destructor) cancels it. A deadline of
+/// Not thread-safe: one scope belongs to the thread that runs the call it bounds. Arms the
+/// watchdog for one scope: `disarm()` (or the destructor) cancels it. A deadline of
 /// `time_point::max()` arms nothing (and needs nothing).
 ///
 ///     watchdog_scope guard(deadline, &abort_socket, &target);

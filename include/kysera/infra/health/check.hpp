@@ -79,8 +79,8 @@ inline health_check_result answered_result(double latency_ms, const health_check
 /// The probe on the calling thread, for databases that can bound a ping themselves
 /// (`database_with_bounded_ping`): no thread hand-off, so the check costs what the ping costs.
 /// Empty when the database could not bound this ping; the caller then uses a probe thread.
-template <class Clock, class DB>
-std::optional<health_check_result> probe_on_caller(DB& db, const health_check_options& o, logger& log,
+template <class Clock, class Db>
+std::optional<health_check_result> probe_on_caller(Db& db, const health_check_options& o, logger& log,
                                                    std::chrono::steady_clock::time_point now,
                                                    std::chrono::steady_clock::time_point deadline) {
   typename Clock::time_point start;
@@ -115,8 +115,8 @@ std::optional<health_check_result> probe_on_caller(DB& db, const health_check_op
 
 /// The whole check; `abort` (may be null) lets the monitor stop waiting. Throws only for
 /// invalid options.
-template <class Clock, class DB>
-health_check_result run_check(DB& db, const health_check_options& o, logger& log, abort_source* abort) {
+template <class Clock, class Db>
+health_check_result run_check(Db& db, const health_check_options& o, logger& log, abort_source* abort) {
   validate(o);
   try {
     // Saturating: a timeout too large for the clock means "no deadline", not one in the past.
@@ -127,7 +127,7 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
     // in flight; verbose checks too, as the version query has no bounded form. (A probe thread
     // still stuck from an earlier check holds the connection, so the bounded ping times out on
     // its lock: the same answer the stuck-probe wait below gives.)
-    if constexpr (database_with_bounded_ping<DB>) {
+    if constexpr (database_with_bounded_ping<Db>) {
       if (abort == nullptr && !o.verbose) {
         if (auto r = probe_on_caller<Clock>(db, o, log, now, deadline)) return std::move(*r);
       }
@@ -152,7 +152,7 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
     }
 
     auto job = std::make_shared<probe_state>();
-    job->run = &run_probe<Clock, DB>;
+    job->run = &run_probe<Clock, Db>;
     job->db = static_cast<void*>(std::addressof(db));
     job->key = key;
     job->want_version = o.verbose;
@@ -219,8 +219,8 @@ health_check_result run_check(DB& db, const health_check_options& o, logger& log
 ///     o.verbose = true;
 ///     auto r = kysera::infra::health::perform_health_check(db, o);
 ///     if (r.status != health_status::healthy) alert(r.checks.front().message);
-template <class Clock = std::chrono::steady_clock, database DB>
-health_check_result perform_health_check(DB& db, const health_check_options& options = {}) {
+template <class Clock = std::chrono::steady_clock, database Db>
+health_check_result perform_health_check(Db& db, const health_check_options& options = {}) {
   return detail::run_check<Clock>(db, options, infra::detail::resolve(options.logger), nullptr);
 }
 
@@ -228,8 +228,8 @@ health_check_result perform_health_check(DB& db, const health_check_options& opt
 /// never logs.
 ///
 ///     auto r = kysera::infra::health::check_database_health(db);
-template <database DB>
-health_check_result check_database_health(DB& db) {
+template <database Db>
+health_check_result check_database_health(Db& db) {
   health_check_options o;
   return detail::run_check<std::chrono::steady_clock>(db, o, silent_logger(), nullptr);
 }
@@ -237,8 +237,8 @@ health_check_result check_database_health(DB& db) {
 /// The same, adding `pool`'s metrics to the result (on success and on failure).
 ///
 ///     auto r = check_database_health(db, kysera::infra::pool::create_metrics_pool(my_pool));
-template <database DB>
-health_check_result check_database_health(DB& db, const pool::metrics_pool& pool) {
+template <database Db>
+health_check_result check_database_health(Db& db, const pool::metrics_pool& pool) {
   health_check_options o;
   o.pool = pool;
   return detail::run_check<std::chrono::steady_clock>(db, o, silent_logger(), nullptr);

@@ -167,13 +167,13 @@ typename Clock::time_point window_start(typename Clock::time_point now, std::chr
 ///     ...
 ///     auto m = get_metrics(dbg, {.period = "5m", .slow_query_threshold = 50ms});
 ///     if (m.queries) std::cout << m.queries->p95_duration << " ms\n";
-template <database_with_metrics DB>
-metrics_result get_metrics(const DB& db, const get_metrics_options& options = {}) {
+template <database_with_metrics Db>
+metrics_result get_metrics(const Db& db, const get_metrics_options& options = {}) {
   const std::chrono::milliseconds period = parse_period(options.period);
   if (options.slow_query_threshold < std::chrono::milliseconds::zero()) {
     throw std::invalid_argument("kysera::infra::health: slow_query_threshold must not be negative");
   }
-  using clock = typename DB::clock;
+  using clock = typename Db::clock;
   const auto since = detail::window_start<clock>(clock::now(), period);
 
   metrics_result result;

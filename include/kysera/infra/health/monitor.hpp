@@ -72,12 +72,12 @@ inline constexpr bool is_standard_clock = std::is_same_v<Clock, std::chrono::ste
 ///     monitor.start([](const auto& r) { if (r.status != health_status::healthy) page_someone(r); });
 ///     ...
 ///     monitor.stop();
-template <database DB, class Clock = std::chrono::steady_clock>
+template <database Db, class Clock = std::chrono::steady_clock>
 class health_monitor {
  public:
   using clock = Clock;
 
-  explicit health_monitor(DB& db, health_monitor_options options = {})
+  explicit health_monitor(Db& db, health_monitor_options options = {})
       : db_(db), options_(std::move(options)) {
     if (options_.interval <= std::chrono::milliseconds::zero()) {
       throw std::invalid_argument("kysera::infra::health: interval must be greater than zero");
@@ -318,7 +318,7 @@ class health_monitor {
     }
   }
 
-  DB& db_;
+  Db& db_;
   health_monitor_options options_;
   health_check_options check_options_;
   detail::abort_source abort_;

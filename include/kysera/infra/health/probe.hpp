@@ -93,8 +93,8 @@ inline void note_probe_time(std::chrono::nanoseconds t) noexcept {
   avg.store(old + (sample - old) / 4, std::memory_order_relaxed);
 }
 
-/// One probe, shared between the caller that waits for it and the worker that runs it (the
-/// caller may give up and return while the worker still holds it).
+/// Thread-safe: shared between the caller that waits for it and the worker that runs it (the
+/// caller may give up and return while the worker still holds it). One probe.
 struct probe_state {
   std::mutex mutex;
   std::condition_variable cv;
@@ -125,9 +125,9 @@ struct probe_state {
 };
 
 /// The probe body for a database type: ping, time it with `Clock`, then the version if asked.
-template <class Clock, class DB>
+template <class Clock, class Db>
 void run_probe(probe_state& p) noexcept {
-  DB& db = *static_cast<DB*>(p.db);
+  Db& db = *static_cast<Db*>(p.db);
   const auto start = Clock::now();
   try {
     infra::ping(db);
@@ -149,7 +149,7 @@ void run_probe(probe_state& p) noexcept {
   }
 }
 
-/// A process-wide cache of probe threads. Thread-safe. Never destroyed (a worker may still be
+/// Thread-safe. A process-wide cache of probe threads. Never destroyed (a worker may still be
 /// blocked in a probe of a hung server when static destructors run), so it is leaked on purpose.
 class probe_executor {
  public:
@@ -247,7 +247,7 @@ class probe_executor {
   std::unordered_map<const void*, std::shared_ptr<probe_state>> stuck_;
 };
 
-/// Lets another thread stop a check's wait early (the monitor's `stop()`). Thread-safe.
+/// Thread-safe. Lets another thread stop a check's wait early (the monitor's `stop()`).
 class abort_source {
  public:
   /// Called by `stop()`: the check in flight (and any later one) stops waiting at once.

@@ -27,23 +27,23 @@ namespace kysera::infra::metrics {
 /// A database that records query metrics: it models `database`, names its `clock`, and returns
 /// a snapshot of its entries (oldest first) from `query_metrics()`. `with_debug` wrappers model
 /// it; a user type can too.
-template <class D>
-concept database_with_metrics = database<D> && requires(const D& d) {
-  typename D::clock;
-  { d.query_metrics() } -> std::same_as<std::vector<basic_query_metric<typename D::clock>>>;
+template <class Db>
+concept database_with_metrics = database<Db> && requires(const Db& d) {
+  typename Db::clock;
+  { d.query_metrics() } -> std::same_as<std::vector<basic_query_metric<typename Db::clock>>>;
 };
 
 /// The value form of `database_with_metrics`.
 ///
 ///     static_assert(has_database_metrics(with_debug(db)));
-template <class D>
-constexpr bool has_database_metrics(const D&) noexcept {
-  return database_with_metrics<D>;
+template <class Db>
+constexpr bool has_database_metrics(const Db&) noexcept {
+  return database_with_metrics<Db>;
 }
 
-/// What `fn` receives inside `debug_database::transaction(fn)`: the backend's own session with
-/// every `execute` recorded (like the wrapper's own). Used on the thread that runs `fn`, valid
-/// only during that call. `underlying()` (or `->`) reaches the backend's session for anything
+/// Not thread-safe: used on the thread that runs `fn`, valid only during that call. What `fn`
+/// receives inside `debug_database::transaction(fn)`: the backend's own session with every
+/// `execute` recorded (like the wrapper's own). `underlying()` (or `->`) reaches the backend's session for anything
 /// else it offers.
 ///
 ///     dbg.transaction([](auto& tx) { tx.execute("insert ..."); });  // recorded
@@ -142,11 +142,11 @@ class debug_database {
 
   /// Runs `fn` in `Db`'s transaction, recording its statements and the transaction as a whole
   /// (see the class comment); returns what `fn` returns and rethrows what the transaction throws.
-  template <class F, class D = Db>  // D keeps the call dependent until it is made
-    requires database_with_transaction<D>
+  template <class F, class Dependent = Db>  // Db again, so the requirement is checked only when called
+    requires database_with_transaction<Dependent>
   decltype(auto) transaction(F&& fn) {
     return detail::recorded_call<Clock>(*ring_, detail::transaction_label, true, [&]() -> decltype(auto) {
-      return static_cast<D*>(db_)->transaction([&fn, this](auto& session) -> decltype(auto) {
+      return static_cast<Dependent*>(db_)->transaction([&fn, this](auto& session) -> decltype(auto) {
         using session_type = std::remove_reference_t<decltype(session)>;
         if constexpr (std::is_invocable_v<F&, debug_session<session_type, Clock>&>) {
           debug_session<session_type, Clock> recorded(session, *ring_);

@@ -62,8 +62,8 @@ inline std::size_t utf8_prefix_length(std::string_view sql, std::size_t limit) n
   return n;
 }
 
-/// A fixed-size ring of query entries, stored column-wise so that aggregation reads little
-/// memory. Thread-safe: one mutex, held only to copy an entry in or out.
+/// Thread-safe (one mutex, held only to copy an entry in or out). A fixed-size ring of query
+/// entries, stored column-wise so that aggregation reads little memory.
 template <class Clock>
 class query_ring {
  public:
@@ -214,8 +214,8 @@ class query_ring {
   std::vector<std::string> sql_;
 };
 
-/// Times one `execute` (or `transaction`) call and records it when the call ends, however it
-/// ends. Records after the result has been built, so the duration covers the whole call. A call
+/// Not thread-safe: lives on the stack of the call it times. Times one `execute` (or
+/// `transaction`) call and records it when the call ends, however it ends. Records after the result has been built, so the duration covers the whole call. A call
 /// that throws is marked by `fail()` (recorded_call does it), so no std::uncaught_exceptions()
 /// is needed on the success path.
 template <class Clock>

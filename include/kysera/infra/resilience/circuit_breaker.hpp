@@ -63,8 +63,8 @@ struct circuit_breaker_state {
   std::optional<std::chrono::system_clock::time_point> last_failure_time{};
 };
 
-/// Thrown instead of running the call when the circuit is open or a probe is running.
-/// Immutable, safe to share between threads. `code() == errc::circuit_open`.
+/// Immutable, safe to share between threads. Thrown instead of running the call when the
+/// circuit is open or a probe is running. `code() == errc::circuit_open`.
 ///
 ///     catch (const circuit_breaker_error& e) { reply_503(e.retry_after()); }
 class circuit_breaker_error : public std::system_error {
@@ -98,7 +98,7 @@ class circuit_breaker_error : public std::system_error {
 
 namespace detail {
 
-/// The breaker's lock-free word: bits 0-1 the state, bit 2 "closed with failures counted",
+/// A value type (the breaker keeps one in an atomic). The breaker's lock-free word: bits 0-1 the state, bit 2 "closed with failures counted",
 /// bits 3-63 the epoch, which every transition (and reset/force_open) advances. A call carries
 /// the word it was admitted with, so its outcome counts only if the epoch is still the same.
 struct breaker_word {

@@ -168,9 +168,9 @@ std::invoke_result_t<F&> with_retry(F&& fn, const retry_options& options = {}) {
       options, &is_transient_error, [&fn](bool) -> decltype(auto) { return std::invoke(fn); });
 }
 
-/// A callable that runs a function through `with_retry` with fixed options; made by
-/// `create_retry_wrapper`. Thread-safe to call when `F` is; the option callbacks then run
-/// concurrently on the calling threads.
+/// Thread-safe to call when `F` is (the option callbacks then run concurrently on the calling
+/// threads). A callable that runs a function through `with_retry` with fixed options; made by
+/// `create_retry_wrapper`.
 ///
 /// Arguments: every attempt but the last gets them as lvalues (a retry must still see them), the
 /// last attempt gets them perfectly forwarded. So references stay references, by-value

@@ -96,7 +96,8 @@ inline std::string describe(const std::exception_ptr& e) {
   }
 }
 
-/// Runs `on_shutdown` on its own thread. Heap-owned and shared with that thread, so the caller
+/// Thread-safe: shared by the caller and the thread it starts. Runs `on_shutdown` on its own
+/// thread. Heap-owned and shared with that thread, so the caller
 /// may stop waiting (deadline) and return while the callable keeps running.
 class on_shutdown_task {
  public:

@@ -154,7 +154,8 @@ inline void on_shutdown_signal(int sig) noexcept {
 
 inline constexpr unsigned char stop_byte = 0;  // asks the signal thread to return
 
-/// Process-wide registration bookkeeping: one set of shutdown handlers per process. Never
+/// Thread-safe and async-signal-safe where a handler touches it. Process-wide registration
+/// bookkeeping: one set of shutdown handlers per process. Never
 /// destroyed (allocated once and kept), so it is usable during static destruction. The self-pipe
 /// is created once and never closed: a handler that is still running while its registration
 /// ends can then never write into a reused file descriptor.
@@ -199,7 +200,8 @@ struct signal_slot {
   }
 };
 
-/// One active set of handlers: installs them, runs the thread that reads the self-pipe and calls
+/// Not thread-safe itself (owned by `shutdown_state`, which serialises access). One active set
+/// of handlers: installs them, runs the thread that reads the self-pipe and calls
 /// `on_signal(sig)` for each signal, and restores the previous dispositions. At most one exists
 /// per process at a time; constructing a second throws `std::logic_error`.
 class signal_registration {
@@ -329,8 +331,8 @@ class signal_registration {
 /// anyway (only reached when `close()` of a database without `close_for` does not return).
 inline constexpr std::chrono::milliseconds exit_grace{500};
 
-/// The one state that signals and `execute()` share: which phase the shutdown is in, its outcome,
-/// and (while signals are registered) the registration. Thread-safe.
+/// Thread-safe. The one state that signals and `execute()` share: which phase the shutdown is
+/// in, its outcome, and (while signals are registered) the registration.
 class shutdown_state : public std::enable_shared_from_this<shutdown_state> {
  public:
   enum class phase { idle, running, done };
