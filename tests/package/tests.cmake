@@ -32,6 +32,17 @@ foreach(shape IN ITEMS config-shared config-static vcpkg-headers debian-headers 
   set_tests_properties("package: mysql driver lookup (${shape})" PROPERTIES LABELS "package" TIMEOUT 120)
 endforeach()
 
+# The backend options (AUTO/ON/OFF and the deprecated names), by configuring the project. Each
+# case needs the SQLite driver, which this build has when it built the sqlite component.
+if("sqlite" IN_LIST KYSERA_INFRA_COMPONENTS)
+  foreach(case IN ITEMS new-names old-names required-missing auto-missing bad-value)
+    add_test(NAME "package: backend options (${case})"
+      COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/options"
+        -DCASE=${case} -DCXX=${CMAKE_CXX_COMPILER} -P ${CMAKE_CURRENT_SOURCE_DIR}/package/check_options.cmake)
+    set_tests_properties("package: backend options (${case})" PROPERTIES LABELS "package" TIMEOUT 120)
+  endforeach()
+endif()
+
 # Shared libraries built with hidden visibility (shared_libs/): one library's errors must be
 # recognised by another's checks and by the executable, and the process-wide singletons must be
 # one per process. ELF only (visibility and version scripts).
