@@ -23,6 +23,8 @@ foreach(component IN LISTS KYSERA_INFRA_EXTRA_COMPONENTS)
     DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
 endforeach()
 
+# kysera::infra-all is not exported: kysera-infraConfig.cmake defines it from the components a
+# find_package call requests, since an exported one would name components never loaded.
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/kysera-infraConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/kysera-infraConfig.cmake"
   INSTALL_DESTINATION "${KYSERA_INFRA_CMAKE_DIR}")

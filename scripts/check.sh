@@ -34,7 +34,7 @@ servers="$root/tests/support/servers.sh"
 trap 'bash "$servers" stop all || true' EXIT
 bash "$servers" start all
 
-common=(-G Ninja -DKYSERA_INFRA_WERROR=ON -DKYSERA_INFRA_REQUIRE_ALL_BACKENDS=ON
+common=(-G Ninja -DKYSERA_INFRA_WERROR=ON -DKYSERA_INFRA_POSTGRES=ON -DKYSERA_INFRA_MYSQL=ON -DKYSERA_INFRA_SQLITE=ON
   -DKYSERA_INFRA_BUILD_TESTS=ON -DKYSERA_INFRA_BUILD_EXAMPLES=ON
   "-DKYSERA_TEST_SERVER_DIR=$KYSERA_TEST_SERVER_DIR")
 status=0
@@ -51,8 +51,8 @@ for v in "${variants[@]}"; do
     gcc)  args=(-DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Debug -DKYSERA_INFRA_BUILD_BENCHMARKS=ON) ;;
     asan) args=(-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug "$lines" "-DKYSERA_INFRA_SANITIZE=address,undefined") ;;
     tsan) args=(-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DKYSERA_INFRA_SANITIZE=thread) ;;
-    sqlite) args=(-DCMAKE_CXX_COMPILER=g++ "${subset[@]}" -DKYSERA_INFRA_WITH_POSTGRES=OFF -DKYSERA_INFRA_WITH_MYSQL=OFF) ;;
-    mysql-sqlite) args=(-DCMAKE_CXX_COMPILER=clang++ "${subset[@]}" -DKYSERA_INFRA_WITH_POSTGRES=OFF) ;;
+    sqlite) args=(-DCMAKE_CXX_COMPILER=g++ "${subset[@]}" -DKYSERA_INFRA_POSTGRES=OFF -DKYSERA_INFRA_MYSQL=OFF) ;;
+    mysql-sqlite) args=(-DCMAKE_CXX_COMPILER=clang++ "${subset[@]}" -DKYSERA_INFRA_POSTGRES=OFF) ;;
     matrix)
       if [ ! -d "$driver_sources" ]; then
         echo "=== [matrix] skipped: no driver archives in $driver_sources (set KYSERA_DRIVER_SOURCES)" >&2

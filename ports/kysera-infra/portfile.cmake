@@ -9,18 +9,18 @@ vcpkg_from_github(
     HEAD_REF main
 )
 
+# Each feature gives its backend option ON (the driver is required) or OFF.
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
-        postgres KYSERA_INFRA_WITH_POSTGRES
-        mysql    KYSERA_INFRA_WITH_MYSQL
-        sqlite   KYSERA_INFRA_WITH_SQLITE
+        postgres KYSERA_INFRA_POSTGRES
+        mysql    KYSERA_INFRA_MYSQL
+        sqlite   KYSERA_INFRA_SQLITE
 )
 
 vcpkg_cmake_configure(
     SOURCE_PATH "${SOURCE_PATH}"
     OPTIONS
         ${FEATURE_OPTIONS}
-        -DKYSERA_INFRA_REQUIRE_ALL_BACKENDS=ON
         -DKYSERA_INFRA_BUILD_TESTS=OFF
         -DKYSERA_INFRA_BUILD_EXAMPLES=OFF
         -DKYSERA_INFRA_BUILD_BENCHMARKS=OFF

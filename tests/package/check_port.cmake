@@ -1,6 +1,7 @@
 # Offline checks of ports/kysera-infra (vcpkg cannot run here):
 #  - vcpkg.json parses and has the expected name, version and features with their dependencies;
-#  - every -D option portfile.cmake passes (and every FEATURES option) is defined in CMakeLists.txt;
+#  - every -D option portfile.cmake passes (and every FEATURES option) is defined in CMakeLists.txt
+#    or is a backend option of cmake/kysera-infra-options.cmake, and none is a deprecated name;
 #  - every target the usage text names is one the project exports;
 #  - the version in vcpkg.json matches project(VERSION).
 # Run: cmake -DSOURCE_DIR=<repo> -P check_port.cmake
@@ -10,6 +11,13 @@ file(READ "${port}/vcpkg.json" manifest)
 file(READ "${port}/portfile.cmake" portfile)
 file(READ "${port}/usage" usage)
 file(READ "${SOURCE_DIR}/CMakeLists.txt" lists)
+file(READ "${SOURCE_DIR}/cmake/kysera-infra-options.cmake" backend_options_file)
+string(REGEX MATCH "set\\(backends ([A-Z ]+)\\)" _ "${backend_options_file}")
+string(REPLACE " " ";" backend_options "${CMAKE_MATCH_1}")
+list(TRANSFORM backend_options PREPEND KYSERA_INFRA_)
+if(NOT backend_options STREQUAL "KYSERA_INFRA_POSTGRES;KYSERA_INFRA_MYSQL;KYSERA_INFRA_SQLITE")
+  message(FATAL_ERROR "cannot read the backend options from cmake/kysera-infra-options.cmake (got '${backend_options}')")
+endif()
 
 set(errors "")
 macro(fail msg)
@@ -44,9 +52,9 @@ foreach(feature IN ITEMS postgres mysql sqlite)
     fail("feature '${feature}' does not depend on ${expected_${feature}}")
   endif()
   string(TOUPPER ${feature} upper)
-  string(REGEX MATCH "${feature}[ \t]+KYSERA_INFRA_WITH_${upper}" mapped "${portfile}")
+  string(REGEX MATCH "${feature}[ \t]+KYSERA_INFRA_${upper}[ \t\r\n]" mapped "${portfile}")
   if(NOT mapped)
-    fail("portfile does not map feature '${feature}' to KYSERA_INFRA_WITH_${upper}")
+    fail("portfile does not map feature '${feature}' to KYSERA_INFRA_${upper}")
   endif()
 endforeach()
 string(JSON mysql_deps GET "${manifest}" features mysql dependencies)
@@ -60,7 +68,9 @@ string(REGEX MATCHALL "KYSERA_INFRA_[A-Z_]+" port_options "${portfile}")
 list(REMOVE_DUPLICATES port_options)
 foreach(opt IN LISTS port_options)
   string(FIND "${lists}" "option(${opt} " pos)
-  if(pos EQUAL -1)
+  if(opt MATCHES "^KYSERA_INFRA_(WITH_(POSTGRES|MYSQL|SQLITE)|REQUIRE_ALL_BACKENDS)$")
+    fail("portfile passes the deprecated ${opt}")
+  elseif(pos EQUAL -1 AND NOT opt IN_LIST backend_options)
     fail("portfile passes ${opt}, which CMakeLists.txt does not define")
   endif()
 endforeach()
@@ -78,7 +88,7 @@ foreach(t IN ITEMS kysera::infra kysera::infra-postgres kysera::infra-mysql kyse
   endif()
 endforeach()
 foreach(t IN LISTS usage_targets)
-  if(NOT t MATCHES "^kysera::infra(-postgres|-mysql|-sqlite)?$")
+  if(NOT t MATCHES "^kysera::infra(-postgres|-mysql|-sqlite|-all)?$")
     fail("usage names unknown target ${t}")
   endif()
 endforeach()

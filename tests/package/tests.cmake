@@ -31,3 +31,33 @@ foreach(shape IN ITEMS config-shared config-static vcpkg-headers debian-headers 
       -DCASE=${shape} -DCXX=${CMAKE_CXX_COMPILER} -P ${CMAKE_CURRENT_SOURCE_DIR}/package/check_driver_lookup.cmake)
   set_tests_properties("package: mysql driver lookup (${shape})" PROPERTIES LABELS "package" TIMEOUT 120)
 endforeach()
+
+# The backend options (AUTO/ON/OFF and the deprecated names), by configuring the project. Each
+# case needs the SQLite driver, which this build has when it built the sqlite component.
+if("sqlite" IN_LIST KYSERA_INFRA_COMPONENTS)
+  foreach(case IN ITEMS new-names old-names required-missing auto-missing bad-value)
+    add_test(NAME "package: backend options (${case})"
+      COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/options"
+        -DCASE=${case} -DCXX=${CMAKE_CXX_COMPILER} -P ${CMAKE_CURRENT_SOURCE_DIR}/package/check_options.cmake)
+    set_tests_properties("package: backend options (${case})" PROPERTIES LABELS "package" TIMEOUT 120)
+  endforeach()
+endif()
+
+# Shared libraries built with hidden visibility (shared_libs/): one library's errors must be
+# recognised by another's checks and by the executable, and the process-wide singletons must be
+# one per process. ELF only (visibility and version scripts).
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  set(dir ${CMAKE_CURRENT_SOURCE_DIR}/package/shared_libs)
+  foreach(lib IN ITEMS hidden_a hidden_b isolated)
+    add_library(kysera-test-plugin-${lib} SHARED ${dir}/plugin.cpp)
+    target_link_libraries(kysera-test-plugin-${lib} PRIVATE kysera::infra kysera-build-flags)
+    target_compile_definitions(kysera-test-plugin-${lib} PRIVATE KYSERA_TEST_PLUGIN_ENTRY=kysera_test_plugin_${lib})
+    set_target_properties(kysera-test-plugin-${lib} PROPERTIES CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  endforeach()
+  target_link_options(kysera-test-plugin-isolated PRIVATE "-Wl,--version-script=${dir}/isolated.map")
+  set_property(TARGET kysera-test-plugin-isolated APPEND PROPERTY LINK_DEPENDS ${dir}/isolated.map)
+  kysera_add_test_executable(test-package-shared-libs package unit ${dir}/shared_libs_test.cpp)
+  target_link_libraries(test-package-shared-libs PRIVATE
+    kysera-test-plugin-hidden_a kysera-test-plugin-hidden_b kysera-test-plugin-isolated)
+  set_target_properties(test-package-shared-libs PROPERTIES CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+endif()

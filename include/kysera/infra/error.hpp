@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/process_wide.hpp"
+
 namespace kysera::infra {
 
 /// What went wrong, independent of the backend. Compare with `e.code() == errc::timeout`.
@@ -36,10 +38,19 @@ enum class errc {
   database_not_found,      ///< the named database does not exist (PostgreSQL 3D000, MySQL 1049, a SQLite file not to be created)
 };
 
+}  // namespace kysera::infra
+
+template <>
+struct std::is_error_code_enum<kysera::infra::errc> : std::true_type {};
+
+namespace kysera::infra {
+
 namespace detail {
-class error_category_impl final : public std::error_category {
+inline constexpr std::string_view error_category_name = "kysera.infra";
+
+class KYSERA_INFRA_PROCESS_WIDE error_category_impl final : public std::error_category {
  public:
-  const char* name() const noexcept override { return "kysera.infra"; }
+  const char* name() const noexcept override { return error_category_name.data(); }
 
   std::string message(int value) const override {
     switch (static_cast<errc>(value)) {
@@ -83,15 +94,36 @@ class error_category_impl final : public std::error_category {
 };
 }  // namespace detail
 
-/// The category of `errc`. Thread-safe (a stateless singleton).
-inline const std::error_category& error_category() noexcept {
+/// The category of `errc`. Thread-safe (a stateless singleton). Exported even under
+/// `-fvisibility=hidden`, so shared libraries share one instance (detail/process_wide.hpp).
+KYSERA_INFRA_PROCESS_WIDE inline const std::error_category& error_category() noexcept {
   static const detail::error_category_impl instance;
   return instance;
+}
+
+/// True when `category` is ours. Thread-safe. Compares the name, not only the address: a shared
+/// library that keeps a private copy of the category (a version script hiding everything,
+/// `-Bsymbolic`) hands out codes whose category is another object. Every check in this library
+/// goes through this, never through `std::error_category::operator==` (an address comparison).
+inline bool is_infra_category(const std::error_category& category) noexcept {
+  return &category == &error_category() || std::string_view(category.name()) == detail::error_category_name;
+}
+
+/// True when `code` is in our category (`is_infra_category`); its `errc` is then `errc(code.value())`.
+inline bool is_infra_error(const std::error_code& code) noexcept {
+  return is_infra_category(code.category());
 }
 
 /// Found by ADL, so `std::error_code ec = errc::timeout;` works.
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), error_category()};
+}
+
+/// `code == errc::timeout` (and `!=`, either order): same value and our category by identity
+/// (`is_infra_category`), so a code from another shared library's copy of the category matches.
+/// Found by ADL; it is a better match than the standard comparison through `make_error_code`.
+inline bool operator==(const std::error_code& code, errc e) noexcept {
+  return code.value() == static_cast<int>(e) && is_infra_error(code);
 }
 
 /// The name of an `errc` value, e.g. "connection_lost".
@@ -139,7 +171,10 @@ constexpr std::string_view to_string(errc e) noexcept {
 ///     catch (const kysera::infra::database_error& e) {
 ///       if (e.code() == kysera::infra::errc::connection_refused) { ... }
 ///     }
-class database_error : public std::system_error {
+///
+/// Its type information is exported even under `-fvisibility=hidden`, so a `catch` in one shared
+/// library matches an error thrown in another.
+class KYSERA_INFRA_PROCESS_WIDE database_error : public std::system_error {
  public:
   database_error(errc code, const std::string& message, std::string backend = {},
                  std::string sqlstate = {}, int native_code = 0)
@@ -172,6 +207,3 @@ constexpr bool is_connection_error(errc e) noexcept {
 }
 
 }  // namespace kysera::infra
-
-template <>
-struct std::is_error_code_enum<kysera::infra::errc> : std::true_type {};

@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/process_wide.hpp"
+
 namespace kysera::infra {
 
 enum class log_level { trace, debug, info, warn, error, fatal };
@@ -99,13 +101,13 @@ class silent_logger_impl final : public logger {
 /// Writes each message as one line to stderr, prefixed `[kysera:<level>] `. Thread-safe.
 /// Its level starts at `default_log_level` (info: debug and trace are dropped);
 /// `console_logger().set_level(...)` changes that for the whole process.
-inline logger& console_logger() noexcept {
+KYSERA_INFRA_PROCESS_WIDE inline logger& console_logger() noexcept {
   static detail::console_logger_impl instance;
   return instance;
 }
 
 /// Drops everything. Thread-safe.
-inline logger& silent_logger() noexcept {
+KYSERA_INFRA_PROCESS_WIDE inline logger& silent_logger() noexcept {
   static detail::silent_logger_impl instance;
   return instance;
 }
@@ -135,7 +137,8 @@ callback_logger<std::decay_t<F>> make_logger(F&& fn) {
 }
 
 namespace detail {
-inline std::atomic<logger*>& default_logger_slot() noexcept {
+// Shared across shared libraries (process_wide.hpp), so `set_default_logger` reaches them all.
+KYSERA_INFRA_PROCESS_WIDE inline std::atomic<logger*>& default_logger_slot() noexcept {
   static std::atomic<logger*> slot{nullptr};
   return slot;
 }

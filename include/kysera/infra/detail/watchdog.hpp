@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "process_wide.hpp"
 #include "time.hpp"
 
 namespace kysera::infra::detail {
@@ -29,7 +30,9 @@ class watchdog {
   /// Runs on the watchdog thread, without the watchdog's lock; must be short and not throw.
   using action = void (*)(void* context) noexcept;
 
-  static watchdog& instance() {
+  // Shared across shared libraries (process_wide.hpp): a private copy would work, at the cost of
+  // one more timer thread per library.
+  KYSERA_INFRA_PROCESS_WIDE static watchdog& instance() {
     static watchdog* const dog = new watchdog();
     return *dog;
   }

@@ -25,6 +25,7 @@
 #include "../database.hpp"
 #include "../detail/time.hpp"
 #include "../logger.hpp"
+#include "../detail/process_wide.hpp"
 #include "result.hpp"
 
 namespace kysera::infra::health::detail {
@@ -153,7 +154,9 @@ void run_probe(probe_state& p) noexcept {
 /// blocked in a probe of a hung server when static destructors run), so it is leaked on purpose.
 class probe_executor {
  public:
-  static probe_executor& instance() {
+  // Shared across shared libraries (process_wide.hpp): a private copy would work, at the cost of
+  // one more thread cache per library.
+  KYSERA_INFRA_PROCESS_WIDE static probe_executor& instance() {
     static probe_executor* const executor = new probe_executor();
     return *executor;
   }

@@ -237,7 +237,7 @@ class query_timer {
     try {
       std::rethrow_exception(e);
     } catch (const std::system_error& se) {
-      if (se.code().category() == infra::error_category() && se.code().value() > 0 && se.code().value() < 256) {
+      if (infra::is_infra_error(se.code()) && se.code().value() > 0 && se.code().value() < 256) {
         code_ = static_cast<std::uint8_t>(se.code().value());
       }
     } catch (...) {

@@ -17,7 +17,7 @@ namespace detail {
 /// The `errc` an exception carries when it is a `std::system_error` in our category.
 inline bool our_code(const std::exception& e, errc& out) noexcept {
   const auto* se = dynamic_cast<const std::system_error*>(&e);
-  if (se == nullptr || se->code().category() != infra::error_category()) return false;
+  if (se == nullptr || !infra::is_infra_error(se->code())) return false;
   out = static_cast<errc>(se->code().value());
   return true;
 }

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../detail/process_wide.hpp"
 #include "../detail/time.hpp"
 #include "../logger.hpp"
 #include "graceful.hpp"
@@ -166,7 +167,9 @@ struct signal_slot {
   int write_fd = -1;
   std::shared_ptr<void> permanent;  // the state `register_shutdown_handlers` keeps for good
 
-  static signal_slot& get() {
+  // One per process even across -fvisibility=hidden shared libraries: two copies would each
+  // install their own SIGTERM/SIGINT handlers and the later one would silence the earlier.
+  KYSERA_INFRA_PROCESS_WIDE static signal_slot& get() {
     static signal_slot* slot = new signal_slot;
     return *slot;
   }
