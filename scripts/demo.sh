@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-"$root/build/demo"}
 bash "$root/scripts/install-deps.sh" demo
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DKYSERA_INFRA_WITH_POSTGRES=OFF -DKYSERA_INFRA_WITH_MYSQL=OFF \
+  -DKYSERA_INFRA_POSTGRES=OFF -DKYSERA_INFRA_MYSQL=OFF \
   -DKYSERA_INFRA_BUILD_TESTS=OFF -DKYSERA_INFRA_BUILD_EXAMPLES=ON -DKYSERA_INFRA_INSTALL=OFF >/dev/null
 cmake --build "$build" --target complete
 cd "$build"
