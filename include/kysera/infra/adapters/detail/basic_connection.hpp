@@ -12,6 +12,8 @@
 ///   static constexpr std::string_view backend_name;    "postgres", "mysql", ...
 ///   static constexpr std::string_view session_prefix;  goes before the description in messages
 ///   void close_session_locked() noexcept;               releases everything (close())
+///   bool session_usable_locked();                       (server backends, for ensure_session_locked)
+///   void reconnect_locked();                            opens a fresh session
 ///   void begin_transaction_locked(args...);             BEGIN (transaction())
 ///   void commit_transaction_locked();                   COMMIT
 ///   void rollback_transaction_locked() noexcept;        ROLLBACK, best effort
@@ -213,6 +215,19 @@ class basic_connection {
                            std::string(Driver::backend_name) + ": connection is closed (" + description_ + ")",
                            std::string(Driver::backend_name));
     }
+  }
+
+  /// Before a statement: reopens a session the driver reports unusable (`session_usable_locked`;
+  /// one attempt, `reconnect_locked`), except inside `transaction`, where a lost session throws
+  /// errc::connection_lost until the transaction ends: a statement is never replayed on a new
+  /// session, and half a transaction never continues on one.
+  void ensure_session_locked() {
+    if (driver().session_usable_locked()) return;
+    if (in_transaction_) {
+      throw error(errc::connection_lost,
+                  "the session was lost inside a transaction; it is reopened after the transaction ends " + context());
+    }
+    driver().reconnect_locked();
   }
 
   /// errc::timeout "<backend>: <what> (<session_prefix><description>)".

@@ -295,17 +295,15 @@ class connection : public adapters::detail::basic_connection<connection> {
   /// a transaction).
   ::sql::Connection& session_locked() {
     check_open_locked();
-    if (!session_alive_locked()) {
-      if (in_transaction_locked()) {
-        throw database_error(errc::connection_lost,
-                             "mysql: the connection was lost inside a transaction; it reconnects after "
-                             "the transaction ends (" + description() + ")",
-                             std::string(backend_name));
-      }
-      drop_locked();
-      connect_locked();
-    }
+    ensure_session_locked();
     return *conn_;
+  }
+
+  bool session_usable_locked() noexcept { return session_alive_locked(); }
+
+  void reconnect_locked() {
+    drop_locked();
+    connect_locked();
   }
 
   /// Whether the session can take a statement now without a reconnect (marks it broken when the

@@ -78,7 +78,7 @@ class connection : public adapters::detail::basic_connection<connection> {
     std::lock_guard lock(mutex_);
     check_open_locked();
     if (tx_) {
-      check_session_for_transaction_locked();
+      ensure_session_locked();  // a lost session is final inside a transaction
       try {
         check_no_nul(sql);
         pqxx::result r =
@@ -168,10 +168,6 @@ class connection : public adapters::detail::basic_connection<connection> {
   pqxx::connection& native() {
     std::lock_guard lock(mutex_);
     check_open_locked();
-    if (tx_) {
-      check_session_for_transaction_locked();
-      return *session_;
-    }
     return session_locked();
   }
 
@@ -202,20 +198,10 @@ class connection : public adapters::detail::basic_connection<connection> {
     return session_ && !broken_ && session_->is_open();
   }
 
-  /// Inside a transaction a broken session is final: no reconnect until the transaction ends.
-  void check_session_for_transaction_locked() const {
-    if (!session_usable_locked()) {
-      throw database_error(errc::connection_lost,
-                           "postgres: the session broke inside a transaction; it is reopened "
-                           "after the transaction ends (session to " +
-                               description() + ")",
-                           std::string(backend_name));
-    }
-  }
-
-  /// The current session, reconnecting first (one attempt) when there is none or it broke.
+  /// The current session, reconnecting first (one attempt) when there is none or it broke,
+  /// never inside a transaction.
   pqxx::connection& session_locked() {
-    if (!session_usable_locked()) reconnect_locked();
+    ensure_session_locked();
     return *session_;
   }
 
@@ -291,7 +277,7 @@ class connection : public adapters::detail::basic_connection<connection> {
     if (!session_usable_locked()) {
       // The session broke before COMMIT was sent: the server has rolled the transaction back.
       tx.reset();
-      check_session_for_transaction_locked();
+      ensure_session_locked();  // throws connection_lost: we are inside the transaction
     }
     guarded_locked(detail::phase::commit, [&] { tx->commit(); });
   }
