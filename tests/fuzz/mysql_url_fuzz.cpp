@@ -5,7 +5,7 @@
 //     socket, without a password; and redacting a text that holds the password removes it.
 #include "fuzz_check.hpp"
 
-#include <kysera/infra/adapters/mysql/config.hpp>
+#include <kysera/infra/adapters/mysql/connection_string.hpp>
 
 #include <array>
 #include <string>

@@ -7,7 +7,7 @@
 //  4. describe() is a URI that libpq reads back as the same user, hosts, ports and dbname.
 #include "fuzz_check.hpp"
 
-#include <kysera/infra/adapters/postgres/detail_conninfo.hpp>
+#include <kysera/infra/adapters/postgres/connection_string.hpp>
 
 #include <array>
 #include <string>

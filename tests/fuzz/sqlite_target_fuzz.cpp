@@ -2,7 +2,7 @@
 // errc::invalid_url; an accepted one is described in a form that reads back as the same target.
 #include "fuzz_check.hpp"
 
-#include <kysera/infra/adapters/sqlite/detail.hpp>
+#include <kysera/infra/adapters/sqlite/connection_string.hpp>
 
 #include <string>
 

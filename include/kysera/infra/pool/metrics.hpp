@@ -7,10 +7,6 @@
 #include <cstddef>
 #include <type_traits>
 
-namespace kysera::infra::sqlite {
-class connection;
-}
-
 namespace kysera::infra::pool {
 
 /// A snapshot of a pool. `max` is the configured maximum (1 for a single connection).
@@ -64,7 +60,7 @@ class metrics_pool {
 };
 
 /// A `metrics_pool` watching `pool`. Compiles only for types with a `pool_traits` specialisation
-/// (our `connection_pool`, a single `sqlite::connection`, and user pools).
+/// (our `connection_pool`, a single `sqlite::connection` (specialised in the SQLite adapter), and user pools).
 ///
 ///     auto handle = kysera::infra::pool::create_metrics_pool(my_pool);
 ///     auto m = handle.get_metrics();  // m.active, m.idle, ...
@@ -83,21 +79,5 @@ template <class T>
 constexpr bool is_metrics_pool(const T&) noexcept {
   return pool_with_metrics<T> || std::is_same_v<std::remove_cvref_t<T>, metrics_pool>;
 }
-
-/// A single SQLite connection counts as a pool of one: total 1, idle 0, active 1 while open;
-/// total 0 and active 0 once closed (so total == idle + active always holds); waiting 0, max 1. The member templates defer the use of the adapter until
-/// a call, so this header does not need the adapter (or SQLite) to be present.
-template <>
-struct pool_traits<sqlite::connection> {
-  template <class C = sqlite::connection>
-  static pool_metrics get_metrics(C& c) {
-    std::size_t open = c.is_open() ? 1 : 0;
-    return pool_metrics{open, 0, open, 0, 1};
-  }
-  template <class C = sqlite::connection>
-  static void close(C& c) {
-    c.close();
-  }
-};
 
 }  // namespace kysera::infra::pool

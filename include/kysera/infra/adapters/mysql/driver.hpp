@@ -73,7 +73,10 @@
 #include <vector>
 
 #include "../../rows.hpp"
-#include "config.hpp"
+#include "../detail/basic_connection.hpp"
+#include "connection_string.hpp"
+#include "errors.hpp"
+#include "options.hpp"
 
 // Option keys: 8.x defines OPT_* macros, 1.1 only documents the strings; the text is the same.
 #if defined(OPT_CONNECT_TIMEOUT)
@@ -317,7 +320,7 @@ inline bool mysql_is_insert(std::string_view sql) noexcept {
 struct mysql_cancel_target {
   mysql_target target;
   int timeout_s = 2;
-  std::atomic<bool> busy{false};  // at most one helper per connection at a time
+  adapters::detail::helper_slot slot;  // at most one helper per connection at a time
 };
 
 /// Sends `KILL QUERY <id>` over a fresh short-lived session. Never throws.

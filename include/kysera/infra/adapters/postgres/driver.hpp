@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "../../error.hpp"
-#include "detail_errors.hpp"
+#include "errors.hpp"
 
 #if !defined(PQXX_VERSION_MAJOR)
 #error "kysera-infra: <pqxx/version> did not define PQXX_VERSION_MAJOR"

@@ -1,7 +1,7 @@
 #pragma once
 // Error classification of the PostgreSQL adapter, free of libpqxx so it can be tested with
-// synthetic SQLSTATEs and messages. detail_pqxx.hpp gathers the facts from a libpqxx exception;
-// classify() turns them into an errc (ADAPTERS.md §6).
+// synthetic SQLSTATEs and messages. driver.hpp gathers the facts from a libpqxx exception;
+// classify() turns them into an errc (docs/adapters/writing-an-adapter.md, "Errors").
 
 #include <cctype>
 #include <initializer_list>

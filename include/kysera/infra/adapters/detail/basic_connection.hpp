@@ -1,0 +1,302 @@
+#pragma once
+/// \file
+/// `adapters::detail::basic_connection<Driver>`: the one connection skeleton every backend plugs
+/// into (the spdlog `base_sink` pattern). The skeleton owns what every adapter must get right the
+/// same way: the call lock, the "closed" check, the "a statement of ours is running" marker that
+/// `cancel()` acts on, the bounded ping, the BEGIN/COMMIT/ROLLBACK frame of `transaction(fn)`,
+/// and messages that never carry a secret. A backend is a driver class deriving from
+/// `basic_connection<itself>` that supplies hooks; it writes no locking of its own.
+///
+/// The hooks a driver provides (all called with the call lock held unless said otherwise; see
+/// docs/adapters/writing-an-adapter.md for the full contract):
+///   static constexpr std::string_view backend_name;    "postgres", "mysql", ...
+///   static constexpr std::string_view session_prefix;  goes before the description in messages
+///   void close_session_locked() noexcept;               releases everything (close())
+///   bool session_usable_locked();                       (server backends, for ensure_session_locked)
+///   void reconnect_locked();                            opens a fresh session
+///   void begin_transaction_locked(args...);             BEGIN (transaction())
+///   void commit_transaction_locked();                   COMMIT
+///   void rollback_transaction_locked() noexcept;        ROLLBACK, best effort
+///   bool interrupt_statement() noexcept;                from cancel(), on any thread, while a
+///                                                       statement runs; false if it could not
+///   bool ready_for_bounded_ping_locked();               try_ping_until() may go ahead
+///   then either
+///     infra::detail::socket_handle& socket_locked();    the session's socket, shut down at a
+///     void probe_locked();                              deadline that the probe overruns, and
+///     void mark_broken_locked() noexcept;               the session is then reopened later
+///   or
+///     bool bounded_ping_locked(time_point deadline);    a backend that bounds the ping itself
+///
+/// The statement marker with an interrupt hook and a socket hook is the seam a per-statement
+/// deadline (interrupt first, shut the socket down later) plugs into.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../../detail/call_mutex.hpp"
+#include "../../detail/secrets.hpp"
+#include "../../detail/socket.hpp"
+#include "../../detail/watchdog.hpp"
+#include "../../error.hpp"
+
+namespace kysera::infra::adapters::detail {
+
+/// Thread-safe. Says whether one of the connection's statements runs now, and carries a cancel
+/// request to it: `interrupt()` acts only inside a `scope`, so a cancel while idle is a no-op
+/// and cannot hit the next statement.
+class statement_marker {
+ public:
+  /// Marks one statement (or lock wait) for its lifetime; clears an old cancel request.
+  class scope {
+   public:
+    explicit scope(statement_marker& m) : m_(m) { m_.set(true); }
+    ~scope() { m_.set(false); }
+    scope(const scope&) = delete;
+    scope& operator=(const scope&) = delete;
+
+   private:
+    statement_marker& m_;
+  };
+
+  /// When a statement runs: records the request, then calls `hook()` (which returns false when
+  /// it could not interrupt; the request is then dropped). The hook runs under the marker's
+  /// lock, so the statement cannot end (nor its session change) while it runs; it must not block.
+  template <class Hook>
+  bool interrupt(Hook&& hook) noexcept {
+    std::lock_guard lock(mutex_);
+    if (!running_) return false;
+    requested_.store(true, std::memory_order_relaxed);
+    bool done = false;
+    try {
+      done = hook();
+    } catch (...) {
+    }
+    if (!done) requested_.store(false, std::memory_order_relaxed);
+    cv_.notify_all();
+    return done;
+  }
+
+  /// True between an `interrupt()` and the end of the statement it hit (any thread).
+  bool cancel_requested() const noexcept { return requested_.load(std::memory_order_relaxed); }
+
+  /// Waits up to `step` for a cancel request (for a driver's own lock-wait loop); true if one came.
+  bool wait_for_cancel(std::chrono::steady_clock::duration step) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, step, [this] { return cancel_requested(); });
+  }
+
+ private:
+  void set(bool running) noexcept {
+    std::lock_guard lock(mutex_);
+    running_ = running;
+    requested_.store(false, std::memory_order_relaxed);
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool running_ = false;  // under mutex_
+  std::atomic<bool> requested_{false};
+};
+
+/// Thread-safe. Lets at most one detached helper thread (a cancel request that may block on a
+/// paused server) run per connection; shared with the helper so it never touches the connection.
+struct helper_slot {
+  std::atomic<bool> busy{false};
+  /// True when the caller may start a helper; it must call `release()` when the helper ends.
+  bool claim() noexcept { return !busy.exchange(true); }
+  void release() noexcept { busy.store(false); }
+};
+
+/// Thread-safe, like every adapter connection built on it: every public member may be called
+/// from any thread; calls are serialised by one recursive call lock (so `transaction`'s callable
+/// may call the connection again), except `cancel()`, `is_open()` and `description()`, which
+/// never wait for it.
+template <class Driver>
+class basic_connection {
+ public:
+  basic_connection(const basic_connection&) = delete;
+  basic_connection& operator=(const basic_connection&) = delete;
+
+  /// Interrupts the statement running on another thread (the driver's `interrupt_statement`
+  /// hook); returns at once. A no-op when nothing runs or after `close()`.
+  void cancel() noexcept {
+    if (!is_open()) return;
+    marker_.interrupt([this]() noexcept { return driver().interrupt_statement(); });
+  }
+
+  /// `ping()` bounded by `deadline` (the `database_with_bounded_ping` capability). Throws
+  /// errc::timeout when another call holds the connection until the deadline, or when the
+  /// deadline has passed before anything was sent; errc::closed after `close()`. Returns false,
+  /// doing nothing, when the driver says the ping cannot be bounded now.
+  bool try_ping_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock = lock_until(deadline);
+    check_open_locked();
+    if (!driver().ready_for_bounded_ping_locked()) return false;
+    if (std::chrono::steady_clock::now() >= deadline) throw deadline_error("the deadline passed before the ping");
+    if constexpr (requires(Driver& d) { d.socket_locked(); }) {
+      Driver& d = driver();
+      return infra::detail::call_with_deadline(
+          deadline, &infra::detail::shut_socket_down, &d.socket_locked(), [&] { d.probe_locked(); },
+          [&] { d.mark_broken_locked(); },
+          [&] {
+            return deadline_error(
+                "no answer by the deadline; the session was shut down and reopens on the next call");
+          });
+    } else {
+      return driver().bounded_ping_locked(deadline);
+    }
+  }
+
+  /// Runs `fn(connection&)` between BEGIN and COMMIT, holding the connection for the whole call;
+  /// ROLLBACK and rethrow when `fn` or COMMIT throws. Returns what `fn` returns (references too).
+  /// A nested call on the same connection throws std::logic_error.
+  template <class F>
+  std::invoke_result_t<F&, Driver&> transaction(F&& fn) {
+    return run_transaction(fn);
+  }
+
+  /// Idempotent and final: waits for a call in flight on another thread, then releases the
+  /// session (from inside `transaction`, after rolling it back). Later calls throw errc::closed.
+  void close() noexcept {
+    std::lock_guard lock(mutex_);
+    if (closed_.exchange(true)) return;
+    driver().close_session_locked();
+  }
+
+  /// False once `close()` was called. Never blocks.
+  bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
+
+  /// What this connection talks to, never a password (each backend documents its form).
+  std::string description() const { return description_; }
+
+ protected:
+  basic_connection() = default;
+  ~basic_connection() = default;
+
+  /// Set once by the driver's constructor, before the first call.
+  void identify(std::string description, std::vector<std::string> secrets = {}) {
+    description_ = std::move(description);
+    secrets_ = std::move(secrets);
+  }
+
+  /// Adds the value of the environment variable `name` (where the client library also reads a
+  /// password) to the secrets kept out of messages.
+  void add_secret_from_environment(const char* name) {
+    if (const char* value = std::getenv(name); value != nullptr) infra::detail::add_secret(secrets_, value);
+  }
+
+  const std::vector<std::string>& secrets() const noexcept { return secrets_; }
+
+  /// `text` with every secret masked.
+  std::string redacted(std::string_view text) const { return infra::detail::redact(text, secrets_); }
+
+  /// "<backend>: <what>", its secrets masked.
+  database_error error(errc code, std::string_view what, std::string sqlstate = {}, int native = 0) const {
+    return database_error(code, redacted(std::string(Driver::backend_name) + ": " + std::string(what)),
+                          std::string(Driver::backend_name), std::move(sqlstate), native);
+  }
+
+  /// "(<session_prefix><description>)", the tail of every message about this connection.
+  std::string context() const { return "(" + std::string(Driver::session_prefix) + description_ + ")"; }
+
+  void check_open_locked() const {
+    if (closed_.load(std::memory_order_acquire)) {
+      throw database_error(errc::closed,
+                           std::string(Driver::backend_name) + ": connection is closed (" + description_ + ")",
+                           std::string(Driver::backend_name));
+    }
+  }
+
+  /// Before a statement: reopens a session the driver reports unusable (`session_usable_locked`;
+  /// one attempt, `reconnect_locked`), except inside `transaction`, where a lost session throws
+  /// errc::connection_lost until the transaction ends: a statement is never replayed on a new
+  /// session, and half a transaction never continues on one.
+  void ensure_session_locked() {
+    if (driver().session_usable_locked()) return;
+    if (in_transaction_) {
+      throw error(errc::connection_lost,
+                  "the session was lost inside a transaction; it is reopened after the transaction ends " + context());
+    }
+    driver().reconnect_locked();
+  }
+
+  /// errc::timeout "<backend>: <what> (<session_prefix><description>)".
+  database_error deadline_error(std::string_view what) const {
+    return error(errc::timeout, std::string(what) + " " + context());
+  }
+
+  /// The call lock, or errc::timeout when another call holds it until `deadline`.
+  std::unique_lock<infra::detail::call_mutex> lock_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_, std::defer_lock);
+    if (!lock.try_lock_until(deadline)) {
+      throw deadline_error("the connection stayed busy with another call until the deadline");
+    }
+    return lock;
+  }
+
+  /// The frame of `transaction`: `begin_args` go to the driver's `begin_transaction_locked`.
+  template <class F, class... Begin>
+  std::invoke_result_t<F&, Driver&> run_transaction(F& fn, Begin&&... begin_args) {
+    using result_type = std::invoke_result_t<F&, Driver&>;
+    std::lock_guard lock(mutex_);
+    check_open_locked();
+    if (in_transaction_) {
+      throw std::logic_error(std::string(Driver::backend_name) +
+                             ": transaction() called inside a transaction on the same connection");
+    }
+    driver().begin_transaction_locked(std::forward<Begin>(begin_args)...);
+    in_transaction_ = true;
+    struct end_of_transaction {
+      bool& flag;
+      ~end_of_transaction() { flag = false; }
+    } reset{in_transaction_};
+    try {
+      if constexpr (std::is_void_v<result_type>) {
+        std::invoke(fn, driver());
+        driver().commit_transaction_locked();
+      } else {
+        result_type result = std::invoke(fn, driver());
+        driver().commit_transaction_locked();
+        if constexpr (std::is_reference_v<result_type>) {
+          return static_cast<result_type>(result);
+        } else {
+          return result;
+        }
+      }
+    } catch (...) {
+      driver().rollback_transaction_locked();
+      throw;
+    }
+  }
+
+  /// True inside `transaction(fn)` (under the call lock).
+  bool in_transaction_locked() const noexcept { return in_transaction_; }
+
+  using statement_scope = statement_marker::scope;
+  statement_marker& marker() noexcept { return marker_; }
+  bool cancel_requested() const noexcept { return marker_.cancel_requested(); }
+
+  /// Serialises every call that talks to the database; held across `transaction`.
+  mutable infra::detail::call_mutex mutex_;
+
+ private:
+  Driver& driver() noexcept { return static_cast<Driver&>(*this); }
+
+  std::string description_;
+  std::vector<std::string> secrets_;
+  bool in_transaction_ = false;  // under mutex_
+  std::atomic<bool> closed_{false};
+  statement_marker marker_;
+};
+
+}  // namespace kysera::infra::adapters::detail
