@@ -24,7 +24,7 @@ mkdir -p "$work/stub-lib"
 bench=OFF
 if [ -f /usr/include/benchmark/benchmark.h ] || [ -f /usr/local/include/benchmark/benchmark.h ]; then bench=ON; fi
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_CXX_COMPILER=g++ -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
-  -DKYSERA_INFRA_WERROR=ON -DKYSERA_INFRA_REQUIRE_ALL_BACKENDS=ON -DKYSERA_INFRA_BUILD_TESTS=ON \
+  -DKYSERA_INFRA_WERROR=ON -DKYSERA_INFRA_POSTGRES=ON -DKYSERA_INFRA_MYSQL=ON -DKYSERA_INFRA_SQLITE=ON -DKYSERA_INFRA_BUILD_TESTS=ON \
   -DKYSERA_INFRA_BUILD_EXAMPLES=ON -DKYSERA_INFRA_BUILD_BENCHMARKS=$bench \
   "-DKYSERA_INFRA_MYSQLCPPCONN_INCLUDE_DIR=$headers/jdbc" \
   "-DKYSERA_INFRA_MYSQLCPPCONN_LIBRARY=$work/stub-lib/libmysqlcppconn.so" \
