@@ -4,12 +4,12 @@
 // Nothing links or runs it; from the repository root:
 //
 //   /usr/bin/time -f '%U %S' g++ -std=c++20 -O2 -Iinclude -I/usr/include/postgresql \
-//     -DKYSERA_INFRA_HAS_POSTGRES=1 \
-//     -DKYSERA_INFRA_HAS_MYSQL=1 -DKYSERA_INFRA_HAS_SQLITE=1 -c benchmarks/compile/all_pools.cpp \
-//     -o /dev/null
+//     -DKYSERA_INFRA_HAS_POSTGRES=1 -DKYSERA_INFRA_HAS_MYSQL=1 -DKYSERA_INFRA_HAS_SQLITE=1 \
+//     -c benchmarks/compile/all_pools.cpp -o /dev/null
 //
-// (user and system seconds; add them). benchmarks/CMakeLists.txt picks up only *_bench.cpp, so
-// this file is never part of the build.
+// prints user and system CPU seconds: add them. With -DKYSERA_COMPILE_PROBE_INCLUDES_ONLY the
+// pools are left out, so the difference between the two is what the three pools cost.
+// benchmarks/CMakeLists.txt picks up only *_bench.cpp, so this file is never part of the build.
 
 #include <kysera/infra.hpp>
 
@@ -18,6 +18,7 @@
 
 namespace infra = kysera::infra;
 
+#if !defined(KYSERA_COMPILE_PROBE_INCLUDES_ONLY)
 // Every member of each pool, lease included, as a program using all of them would get.
 template class infra::pool::connection_pool<infra::postgres::connection>;
 template class infra::pool::connection_pool<infra::sqlite::connection>;
@@ -35,3 +36,4 @@ void use(Pool& pool) {
 template void use(infra::pool::connection_pool<infra::postgres::connection>&);
 template void use(infra::pool::connection_pool<infra::sqlite::connection>&);
 template void use(infra::pool::connection_pool<infra::mysql::connection>&);
+#endif
