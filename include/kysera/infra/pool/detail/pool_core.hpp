@@ -96,7 +96,9 @@ class pool_core : public pool_base {
         validation_threshold_(as_clock_duration(options_.validation_threshold)),
         idle_timeout_(as_clock_duration(options_.idle_timeout)),
         max_lifetime_(as_clock_duration(options_.max_lifetime)) {}
-  ~pool_core() = default;
+  // Virtual because the hooks are: a pool deleted by `unique_ptr` (or through a user's class
+  // derived from it) must not run into a non-virtual destructor next to virtual functions.
+  virtual ~pool_core() = default;
 
   // The connection hooks. `open_connection` calls the factory and returns what it made (null if
   // it made nothing); `destroy_connection` deletes one; `ping_connection` runs `infra::ping`.
