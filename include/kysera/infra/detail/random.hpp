@@ -20,10 +20,14 @@ constexpr std::uint64_t splitmix64_mix(std::uint64_t z) noexcept {
 }
 
 /// Advances `state` and returns the next word. Not thread-safe: one `state` per thread.
-constexpr std::uint64_t splitmix64(std::uint64_t& state) noexcept { return splitmix64_mix(state += splitmix64_gamma); }
+constexpr std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+  return splitmix64_mix(state += splitmix64_gamma);
+}
 
 /// The top 53 bits of `bits` as a double, uniform in [0, 1).
-constexpr double unit_interval(std::uint64_t bits) noexcept { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
+constexpr double unit_interval(std::uint64_t bits) noexcept {
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
 
 /// Thread-safe: splitmix64 over an atomic state, so any thread may draw from one shared generator
 /// without a lock (each draw is one relaxed fetch_add).
@@ -33,7 +37,8 @@ class shared_splitmix64 {
 
   /// The next word.
   std::uint64_t next() noexcept {
-    return splitmix64_mix(state_.fetch_add(splitmix64_gamma, std::memory_order_relaxed) + splitmix64_gamma);
+    return splitmix64_mix(state_.fetch_add(splitmix64_gamma, std::memory_order_relaxed) +
+                          splitmix64_gamma);
   }
   /// Uniform in [0, 1).
   double next_unit() noexcept { return unit_interval(next()); }

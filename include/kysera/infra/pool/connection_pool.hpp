@@ -145,8 +145,10 @@ class connection_pool : private detail::pool_core<Clock> {
   ///
   ///     auto c = pool.acquire(std::chrono::milliseconds(200));
   lease acquire(std::chrono::milliseconds timeout) {
-    if (timeout.count() < 0) throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
-    if (slot* s = this->try_fast(hint_); KYSERA_INFRA_POOL_LIKELY(s != nullptr)) return lease(this, s);
+    if (timeout.count() < 0)
+      throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
+    if (slot* s = this->try_fast(hint_); KYSERA_INFRA_POOL_LIKELY(s != nullptr))
+      return lease(this, s);
     return lease(this, this->acquire_slow(timeout, true));
   }
 
@@ -204,9 +206,8 @@ class connection_pool : private detail::pool_core<Clock> {
   /// session is gone marks it broken.
   ///
   ///     bool answered = pool.try_ping_until(std::chrono::steady_clock::now() + 500ms);
-  bool try_ping_until(std::chrono::steady_clock::time_point deadline)
-    requires infra::database_with_bounded_ping<Connection>
-  {
+  bool try_ping_until(std::chrono::steady_clock::time_point deadline) requires
+      infra::database_with_bounded_ping<Connection> {
     slot* s = this->template try_fast<false>(hint_);
     if (s == nullptr) return false;
     lease l(this, s);
@@ -219,9 +220,7 @@ class connection_pool : private detail::pool_core<Clock> {
   }
 
   /// The server's version, through a borrowed connection. Only where `Connection` has it.
-  std::string server_version()
-    requires infra::database_with_server_version<Connection>
-  {
+  std::string server_version() requires infra::database_with_server_version<Connection> {
     return with_connection([](Connection& c) { return std::string(c.server_version()); });
   }
 
@@ -230,9 +229,10 @@ class connection_pool : private detail::pool_core<Clock> {
   ///
   ///     pool.transaction([](auto& c) { c.execute("insert ..."); c.execute("update ..."); });
   template <class F>
-    requires infra::database_with_transaction<Connection>
+  requires infra::database_with_transaction<Connection>
   decltype(auto) transaction(F&& fn) {
-    return with_connection([&fn](Connection& c) -> decltype(auto) { return c.transaction(std::forward<F>(fn)); });
+    return with_connection(
+        [&fn](Connection& c) -> decltype(auto) { return c.transaction(std::forward<F>(fn)); });
   }
 
   /// Stops new acquires (they throw `errc::pool_closed`, waiters too), closes idle connections

@@ -87,13 +87,18 @@ inline constexpr std::size_t max_pool_size = 1'000'000;
 inline void validate(const pool_options& o) {
   if (o.max_size < 1) throw std::invalid_argument("pool_options.max_size must be at least 1");
   if (o.max_size > max_pool_size) {
-    throw std::invalid_argument("pool_options.max_size must not exceed " + std::to_string(max_pool_size) + " (got " +
+    throw std::invalid_argument("pool_options.max_size must not exceed " +
+                                std::to_string(max_pool_size) + " (got " +
                                 std::to_string(o.max_size) + ")");
   }
-  if (o.min_idle > o.max_size) throw std::invalid_argument("pool_options.min_idle must not exceed max_size");
-  if (o.acquire_timeout.count() < 0) throw std::invalid_argument("pool_options.acquire_timeout must not be negative");
-  if (o.idle_timeout.count() < 0) throw std::invalid_argument("pool_options.idle_timeout must not be negative");
-  if (o.max_lifetime.count() < 0) throw std::invalid_argument("pool_options.max_lifetime must not be negative");
+  if (o.min_idle > o.max_size)
+    throw std::invalid_argument("pool_options.min_idle must not exceed max_size");
+  if (o.acquire_timeout.count() < 0)
+    throw std::invalid_argument("pool_options.acquire_timeout must not be negative");
+  if (o.idle_timeout.count() < 0)
+    throw std::invalid_argument("pool_options.idle_timeout must not be negative");
+  if (o.max_lifetime.count() < 0)
+    throw std::invalid_argument("pool_options.max_lifetime must not be negative");
   if (o.validation_threshold.count() < 0)
     throw std::invalid_argument("pool_options.validation_threshold must not be negative");
   if (!(o.max_lifetime_jitter >= 0.0 && o.max_lifetime_jitter <= 0.5))

@@ -40,7 +40,9 @@ class pool_base {
   pool_base(const pool_base&) = delete;
   pool_base& operator=(const pool_base&) = delete;
 
-  bool is_closed() const noexcept { return (flags_.load(std::memory_order_acquire) & closed_bit) != 0; }
+  bool is_closed() const noexcept {
+    return (flags_.load(std::memory_order_acquire) & closed_bit) != 0;
+  }
   const pool_options& options() const noexcept { return options_; }
 
  protected:
@@ -99,7 +101,8 @@ class pool_base {
   void enqueue_locked(waiter& w) noexcept {
     queue_.push_back(w);
     // Only the 0 -> 1 change needs the fence: while the bit stays set, every return sees it.
-    if (!(flags_.fetch_or(waiters_bit, std::memory_order_seq_cst) & waiters_bit)) infra::detail::heavy_fence();
+    if (!(flags_.fetch_or(waiters_bit, std::memory_order_seq_cst) & waiters_bit))
+      infra::detail::heavy_fence();
   }
 
   void unlink_locked(waiter& w) noexcept {
@@ -136,7 +139,8 @@ class pool_base {
 
   // After mark_closed_locked: waits for a housekeeping pass in progress (unless called from it).
   void join_housekeeper() noexcept {
-    if (housekeeper_.joinable() && housekeeper_.get_id() != std::this_thread::get_id()) housekeeper_.join();
+    if (housekeeper_.joinable() && housekeeper_.get_id() != std::this_thread::get_id())
+      housekeeper_.join();
   }
 
   std::string exhausted_message(std::chrono::milliseconds timeout, const pool_metrics& m,
@@ -152,8 +156,9 @@ class pool_base {
     msg += "; acquired " + std::to_string(s.acquired);
     msg += ", timed out " + std::to_string(s.timed_out);
     msg += ", created " + std::to_string(s.created);
-    msg += ", closed " + std::to_string(s.closed_broken) + " broken / " + std::to_string(s.closed_idle) +
-           " idle / " + std::to_string(s.closed_lifetime) + " lifetime";
+    msg += ", closed " + std::to_string(s.closed_broken) + " broken / " +
+           std::to_string(s.closed_idle) + " idle / " + std::to_string(s.closed_lifetime) +
+           " lifetime";
     msg += ", max wait " + format_ms(s.max_wait) + " ms)";
     return msg;
   }
@@ -169,7 +174,7 @@ class pool_base {
   const pool_options options_;
   const std::size_t size_;
   const std::unique_ptr<std::uint64_t[]> scratch_;  // for metrics_locked, under the lock
-  infra::detail::shared_splitmix64 jitter_;          // lifetime jitter
+  infra::detail::shared_splitmix64 jitter_;         // lifetime jitter
 
   // Read on every acquire and release, written rarely: its own cache line.
   alignas(64) mutable std::atomic<std::uint32_t> flags_{0};

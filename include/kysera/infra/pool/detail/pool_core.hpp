@@ -2,7 +2,7 @@
 /// \file
 /// `pool_core<Clock>`: the pool's slot machinery (lock-free hand-out and return, the slow path
 /// with its FIFO of waiters, closing, metrics, housekeeping). It depends on the clock but not on
-/// the connection type, which it sees as `void*` through three hooks, so every pool over the
+/// the connection type, which it sees as `void*` through four virtual hooks, so every pool over the
 /// same clock shares one copy of it.
 
 #include <algorithm>
@@ -53,7 +53,8 @@ class pool_core : public pool_base {
   /// are read one after another.
   pool_statistics get_statistics() const noexcept {
     std::uint64_t acquired = 0;
-    for (std::size_t i = 0; i < size_; ++i) acquired += slots_[i].acquired.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < size_; ++i)
+      acquired += slots_[i].acquired.load(std::memory_order_relaxed);
     return counters_.snapshot(acquired);
   }
 
@@ -100,8 +101,9 @@ class pool_core : public pool_base {
   // derived from it) must not run into a non-virtual destructor next to virtual functions.
   virtual ~pool_core() = default;
 
-  // The connection hooks. `open_connection` calls the factory and returns what it made (null if
-  // it made nothing); `destroy_connection` deletes one; `ping_connection` runs `infra::ping`.
+  // The connection hooks, called only off the fast path. `open_connection` calls the factory and
+  // returns what it made (null if it made nothing); `close_connection` calls its `close()` (may
+  // throw: logged); `destroy_connection` deletes it; `ping_connection` runs `infra::ping` on it.
   virtual void* open_connection() = 0;
   virtual void close_connection(void* connection) = 0;
   virtual void destroy_connection(void* connection) noexcept = 0;
@@ -121,7 +123,8 @@ class pool_core : public pool_base {
     auto quiet = [this] { return inside_ == 0 && all_empty(); };
     if (!drained_cv_.wait_for(lock, std::chrono::seconds(1), quiet)) {
       lock.unlock();
-      log(log_level::warn, "connection pool: destroyed while leases are still out; waiting for them to return");
+      log(log_level::warn,
+          "connection pool: destroyed while leases are still out; waiting for them to return");
       lock.lock();
       drained_cv_.wait(lock, quiet);
     }
@@ -142,8 +145,8 @@ class pool_core : public pool_base {
       slot_type& s = slots_[i];
       auto st = s.state.load(std::memory_order_relaxed);
       if (tag_of(st) == slot_tag::idle &&
-          s.state.compare_exchange_strong(st, next_state(st, slot_tag::in_use), std::memory_order_acquire,
-                                          std::memory_order_relaxed)) {
+          s.state.compare_exchange_strong(st, next_state(st, slot_tag::in_use),
+                                          std::memory_order_acquire, std::memory_order_relaxed)) {
         hint = i;
         if (KYSERA_INFRA_POOL_LIKELY(check_out<Validate>(s))) return &s;
       }
@@ -162,11 +165,13 @@ class pool_core : public pool_base {
     publish_idle(s);
   }
 
-  KYSERA_INFRA_POOL_NOINLINE slot_type* acquire_slow(std::chrono::milliseconds timeout, bool throw_if_exhausted);
+  KYSERA_INFRA_POOL_NOINLINE slot_type* acquire_slow(std::chrono::milliseconds timeout,
+                                                     bool throw_if_exhausted);
 
  private:
   // An option in the clock's units; milliseconds::max() and the like saturate ("forever").
-  static constexpr typename Clock::duration as_clock_duration(std::chrono::milliseconds d) noexcept {
+  static constexpr typename Clock::duration as_clock_duration(
+      std::chrono::milliseconds d) noexcept {
     return infra::detail::saturating_duration_cast<typename Clock::duration>(d);
   }
 
@@ -200,7 +205,8 @@ class pool_core : public pool_base {
   void publish_idle(slot_type& s) noexcept {
     const auto next = next_state(s.state.load(std::memory_order_relaxed), slot_tag::idle);
     std::uint32_t flags;
-    if (KYSERA_INFRA_POOL_LIKELY(infra::detail::light_fences_enabled().load(std::memory_order_relaxed))) {
+    if (KYSERA_INFRA_POOL_LIKELY(
+            infra::detail::light_fences_enabled().load(std::memory_order_relaxed))) {
       s.state.store(next, std::memory_order_release);
       std::atomic_signal_fence(std::memory_order_seq_cst);
       flags = flags_.load(std::memory_order_relaxed);
@@ -219,7 +225,9 @@ class pool_core : public pool_base {
       ping_connection(s.connection);
     } catch (const std::exception& e) {
       counters_.count_validation_failed();
-      log(log_level::info, std::string("connection pool: discarding a connection that failed validation: ") + e.what());
+      log(log_level::info,
+          std::string("connection pool: discarding a connection that failed validation: ") +
+              e.what());
       discard(s, close_reason::broken);
       return false;
     } catch (...) {
@@ -257,7 +265,8 @@ class pool_core : public pool_base {
     try {
       close_connection(c);
     } catch (const std::exception& e) {
-      log(log_level::warn, std::string("connection pool: closing a connection failed: ") + e.what());
+      log(log_level::warn,
+          std::string("connection pool: closing a connection failed: ") + e.what());
     } catch (...) {
       log(log_level::warn, "connection pool: closing a connection failed");
     }
@@ -284,8 +293,8 @@ class pool_core : public pool_base {
   KYSERA_INFRA_POOL_NOINLINE void settle(slot_type& s) noexcept {
     auto st = s.state.load(std::memory_order_seq_cst);
     if (tag_of(st) != slot_tag::idle ||
-        !s.state.compare_exchange_strong(st, next_state(st, slot_tag::in_use), std::memory_order_seq_cst,
-                                         std::memory_order_seq_cst))
+        !s.state.compare_exchange_strong(st, next_state(st, slot_tag::in_use),
+                                         std::memory_order_seq_cst, std::memory_order_seq_cst))
       return;
     std::unique_lock lock(mutex_);
     if (flags_.load(std::memory_order_relaxed) & closed_bit) {
@@ -361,8 +370,9 @@ class pool_core : public pool_base {
     } else {
       const auto remaining = infra::detail::saturating_duration_cast<std::chrono::nanoseconds>(
           infra::detail::saturating_sub(deadline, Clock::now()));
-      cv.wait_for(lock, std::clamp<std::chrono::nanoseconds>(remaining, std::chrono::nanoseconds::zero(),
-                                                             std::chrono::milliseconds(2)));
+      cv.wait_for(lock,
+                  std::clamp<std::chrono::nanoseconds>(remaining, std::chrono::nanoseconds::zero(),
+                                                       std::chrono::milliseconds(2)));
     }
   }
 
@@ -396,9 +406,14 @@ class pool_core : public pool_base {
     for (std::size_t i = 0; i < size_; ++i) {
       switch (tag_of(b[i])) {
         case slot_tag::idle:
-        case slot_tag::reserved: ++m.idle; break;
-        case slot_tag::in_use: ++m.active; break;
-        default: break;
+        case slot_tag::reserved:
+          ++m.idle;
+          break;
+        case slot_tag::in_use:
+          ++m.active;
+          break;
+        default:
+          break;
       }
     }
     m.total = m.idle + m.active;

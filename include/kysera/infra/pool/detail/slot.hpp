@@ -20,7 +20,9 @@ enum class slot_tag : std::uint64_t {
 
 constexpr std::uint64_t slot_tag_mask = 7;
 
-constexpr slot_tag tag_of(std::uint64_t state) noexcept { return static_cast<slot_tag>(state & slot_tag_mask); }
+constexpr slot_tag tag_of(std::uint64_t state) noexcept {
+  return static_cast<slot_tag>(state & slot_tag_mask);
+}
 
 /// The word after `state` with tag `tag`: the version goes up by one.
 constexpr std::uint64_t next_state(std::uint64_t state, slot_tag tag) noexcept {
@@ -38,7 +40,7 @@ constexpr std::uint64_t next_state(std::uint64_t state, slot_tag tag) noexcept {
 template <class Clock>
 struct alignas(64) slot {
   std::atomic<std::uint64_t> state{0};
-  void* connection = nullptr;                    // a Connection*, owned by the pool
+  void* connection = nullptr;                  // a Connection*, owned by the pool
   typename Clock::time_point last_checkout{};  // when last handed out (or opened)
   typename Clock::time_point expires_at{};
   bool proven = false;  // opened or pinged by the acquire that handed it out
@@ -46,7 +48,9 @@ struct alignas(64) slot {
   std::atomic<std::uint64_t> acquired{0};
 
   /// By the owner: one more lease handed out.
-  void count_acquired() noexcept { acquired.store(acquired.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  void count_acquired() noexcept {
+    acquired.store(acquired.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 };
 
 /// Not thread-safe: what the housekeeper saw of a slot on its last pass (under its own mutex).

@@ -18,7 +18,8 @@
 namespace kysera::infra::pool::detail {
 
 template <class Clock>
-auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool throw_if_exhausted) -> slot_type* {
+auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool throw_if_exhausted)
+    -> slot_type* {
   caller_guard inside(*this);  // destroyed last
   wait_recorder<Clock> recorder(counters_);
   const auto deadline = infra::detail::saturating_add(recorder.start(), timeout);
@@ -101,7 +102,9 @@ template <class Clock>
 void* pool_core<Clock>::make_connection() {
   try {
     void* c = open_connection();
-    if (!c) throw database_error(errc::backend_error, "connection pool: the factory returned no connection", "pool");
+    if (!c)
+      throw database_error(errc::backend_error,
+                           "connection pool: the factory returned no connection", "pool");
     counters_.count_created();
     return c;
   } catch (...) {
@@ -122,7 +125,8 @@ void pool_core<Clock>::install(slot_type& s, void* c) noexcept {
   } else {
     auto life = max_lifetime_;
     if (options_.max_lifetime_jitter > 0) {
-      auto cut = static_cast<double>(life.count()) * options_.max_lifetime_jitter * jitter_.next_unit();
+      auto cut =
+          static_cast<double>(life.count()) * options_.max_lifetime_jitter * jitter_.next_unit();
       life -= typename Clock::duration(static_cast<typename Clock::rep>(cut));
     }
     s.expires_at = infra::detail::saturating_add(now, life);
@@ -145,12 +149,14 @@ void pool_core<Clock>::maintain() noexcept {
     // Versions only grow, so an unchanged word means nobody leased it since the last pass.
     const bool seen_before = seen_[i].state == st;
     const auto reserved = next_state(st, slot_tag::reserved);
-    if (!s.state.compare_exchange_strong(st, reserved, std::memory_order_acquire, std::memory_order_relaxed)) continue;
+    if (!s.state.compare_exchange_strong(st, reserved, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+      continue;
     if (now >= s.expires_at) {
       discard(s, close_reason::lifetime);
       if (idle > 0) --idle;
-    } else if (options_.idle_timeout.count() > 0 && seen_before && now - seen_[i].since >= idle_timeout_ &&
-               idle > options_.min_idle) {
+    } else if (options_.idle_timeout.count() > 0 && seen_before &&
+               now - seen_[i].since >= idle_timeout_ && idle > options_.min_idle) {
       discard(s, close_reason::idle);
       --idle;
     } else {
@@ -178,7 +184,8 @@ void pool_core<Clock>::maintain() noexcept {
       c = make_connection();
     } catch (const std::exception& e) {
       abandon_creating(*s);
-      log(log_level::warn, std::string("connection pool: could not open a connection for min_idle: ") + e.what());
+      log(log_level::warn,
+          std::string("connection pool: could not open a connection for min_idle: ") + e.what());
       break;
     } catch (...) {
       abandon_creating(*s);

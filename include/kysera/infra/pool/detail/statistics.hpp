@@ -20,15 +20,25 @@ class pool_counters {
   void count_created() noexcept { created_.fetch_add(1, std::memory_order_relaxed); }
   void count_create_failed() noexcept { create_failed_.fetch_add(1, std::memory_order_relaxed); }
   void count_validated() noexcept { validated_.fetch_add(1, std::memory_order_relaxed); }
-  void count_validation_failed() noexcept { validation_failed_.fetch_add(1, std::memory_order_relaxed); }
+  void count_validation_failed() noexcept {
+    validation_failed_.fetch_add(1, std::memory_order_relaxed);
+  }
   void count_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
 
   void count_closed(close_reason reason) noexcept {
     switch (reason) {
-      case close_reason::broken: closed_broken_.fetch_add(1, std::memory_order_relaxed); break;
-      case close_reason::idle: closed_idle_.fetch_add(1, std::memory_order_relaxed); break;
-      case close_reason::lifetime: closed_lifetime_.fetch_add(1, std::memory_order_relaxed); break;
-      case close_reason::pool_closed: closed_by_close_.fetch_add(1, std::memory_order_relaxed); break;
+      case close_reason::broken:
+        closed_broken_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case close_reason::idle:
+        closed_idle_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case close_reason::lifetime:
+        closed_lifetime_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case close_reason::pool_closed:
+        closed_by_close_.fetch_add(1, std::memory_order_relaxed);
+        break;
     }
   }
 
@@ -81,7 +91,8 @@ class pool_counters {
 template <class Clock>
 class wait_recorder {
  public:
-  explicit wait_recorder(pool_counters& counters) noexcept : counters_(counters), start_(Clock::now()) {}
+  explicit wait_recorder(pool_counters& counters) noexcept
+      : counters_(counters), start_(Clock::now()) {}
   ~wait_recorder() {
     if (counted_) finish();
   }
@@ -92,7 +103,8 @@ class wait_recorder {
   /// Records now (once), e.g. so that a timeout's message includes its own wait.
   void finish() noexcept {
     counted_ = false;
-    auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_).count();
+    auto elapsed =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_).count();
     counters_.count_wait(static_cast<std::uint64_t>(elapsed > 0 ? elapsed : 0));
   }
   typename Clock::time_point start() const noexcept { return start_; }
