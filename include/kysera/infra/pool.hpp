@@ -13,3 +13,4 @@
 #include "logger.hpp"
 #include "pool/connection_pool.hpp"
 #include "pool/metrics.hpp"
+#include "pool/options.hpp"

@@ -10,6 +10,8 @@
 #include <functional>
 #include <thread>
 
+#include "../detail/random.hpp"
+
 namespace kysera::infra::resilience {
 
 /// The wait before the attempt that follows failed attempt `attempt` (1-based).
@@ -37,13 +39,6 @@ inline std::chrono::milliseconds backoff_delay(std::chrono::milliseconds delay,
 
 namespace detail {
 
-inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 inline std::uint64_t thread_seed() noexcept {
   static std::atomic<std::uint64_t> threads{0};
   std::uint64_t seed =
@@ -57,7 +52,7 @@ inline std::uint64_t thread_seed() noexcept {
 /// A uniform draw in [0, 1) from this thread's own generator: no lock, nothing shared.
 inline double thread_unit_random() noexcept {
   thread_local std::uint64_t state = thread_seed();
-  return static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;
+  return infra::detail::unit_interval(infra::detail::splitmix64(state));
 }
 
 }  // namespace detail

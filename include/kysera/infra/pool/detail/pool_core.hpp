@@ -1,0 +1,434 @@
+#pragma once
+/// \file
+/// `pool_core<Clock>`: the pool's slot machinery (lock-free hand-out and return, the slow path
+/// with its FIFO of waiters, closing, metrics, housekeeping). It depends on the clock but not on
+/// the connection type, which it sees as `void*` through four virtual hooks, so every pool over the
+/// same clock shares one copy of it.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "../../detail/asymmetric_fence.hpp"
+#include "../../detail/coarse_clock.hpp"
+#include "../../detail/time.hpp"
+#include "../../error.hpp"
+#include "../../logger.hpp"
+#include "../metrics.hpp"
+#include "../options.hpp"
+#include "config.hpp"
+#include "pool_base.hpp"
+#include "slot.hpp"
+#include "statistics.hpp"
+#include "waiter_queue.hpp"
+
+namespace kysera::infra::pool::detail {
+
+/// Thread-safe: every public member may be called from any thread. The base of
+/// `connection_pool<Connection, Clock>`, which supplies the connections through the hooks below
+/// and must call `start()` at the end of its constructor and `shut_down()` in its destructor (the
+/// hooks are virtual, so neither can run here).
+template <class Clock>
+class pool_core : public pool_base {
+ public:
+  using slot_type = slot<Clock>;
+
+  /// An exact snapshot: total = idle + active open connections, waiting = callers blocked in
+  /// acquire, max = `max_size`. Never throws.
+  pool_metrics get_metrics() const noexcept {
+    std::lock_guard lock(mutex_);
+    return metrics_locked();
+  }
+
+  /// The cumulative counters. Each counter is exact once the pool is quiet; while it is busy they
+  /// are read one after another.
+  pool_statistics get_statistics() const noexcept {
+    std::uint64_t acquired = 0;
+    for (std::size_t i = 0; i < size_; ++i)
+      acquired += slots_[i].acquired.load(std::memory_order_relaxed);
+    return counters_.snapshot(acquired);
+  }
+
+  /// Stops new acquires (they throw `errc::pool_closed`, waiters too), closes idle connections
+  /// now and leased ones as their leases end. Idempotent; waits for a connect in progress on the
+  /// housekeeping thread.
+  void close() noexcept {
+    bool first = false;
+    {
+      std::lock_guard lock(mutex_);
+      first = mark_closed_locked();
+    }
+    if (!first) return;
+    close_idle_connections();
+    join_housekeeper();
+  }
+
+  /// `close()`, then waits up to `timeout` for every lease to end and every connection to be
+  /// closed. Returns whether that happened in time.
+  bool close_for(std::chrono::milliseconds timeout) noexcept {
+    close();
+    const auto deadline = infra::detail::saturating_add(Clock::now(), timeout);
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (all_empty()) return true;
+      if (Clock::now() >= deadline) return false;
+      wait_step(lock, drained_cv_, deadline);
+    }
+  }
+
+  /// One housekeeping pass (see `connection_pool::maintain`).
+  void maintain() noexcept;
+
+ protected:
+  explicit pool_core(const pool_options& options)
+      : pool_base(options, static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()) ^
+                               reinterpret_cast<std::uintptr_t>(this)),
+        slots_(new slot_type[size_]),
+        seen_(new seen_idle<Clock>[size_]),
+        validation_threshold_(as_clock_duration(options_.validation_threshold)),
+        idle_timeout_(as_clock_duration(options_.idle_timeout)),
+        max_lifetime_(as_clock_duration(options_.max_lifetime)) {}
+  // Virtual because the hooks are: a pool deleted by `unique_ptr` (or through a user's class
+  // derived from it) must not run into a non-virtual destructor next to virtual functions.
+  virtual ~pool_core() = default;
+
+  // The connection hooks, called only off the fast path. `open_connection` calls the factory and
+  // returns what it made (null if it made nothing); `close_connection` calls its `close()` (may
+  // throw: logged); `destroy_connection` deletes it; `ping_connection` runs `infra::ping` on it.
+  virtual void* open_connection() = 0;
+  virtual void close_connection(void* connection) = 0;
+  virtual void destroy_connection(void* connection) noexcept = 0;
+  virtual void ping_connection(void* connection) = 0;
+
+  // The end of the derived constructor: fences on, housekeeper started (it calls the hooks).
+  void start() {
+    infra::detail::enable_asymmetric_fences();
+    start_housekeeper([this] { maintain(); });
+  }
+
+  // The derived destructor: closes, then waits for every lease still out and every caller still
+  // inside `acquire` (logging a warning when that takes over a second).
+  void shut_down() noexcept {
+    close();
+    std::unique_lock lock(mutex_);
+    auto quiet = [this] { return inside_ == 0 && all_empty(); };
+    if (!drained_cv_.wait_for(lock, std::chrono::seconds(1), quiet)) {
+      lock.unlock();
+      log(log_level::warn,
+          "connection pool: destroyed while leases are still out; waiting for them to return");
+      lock.lock();
+      drained_cv_.wait(lock, quiet);
+    }
+  }
+
+  // Claims an idle connection without locking, unless the pool is closed, callers are queued
+  // (they go first) or a snapshot is being taken. `hint` is the slot this thread used last:
+  // reusing it keeps one connection per thread warm and the threads off each other's cache
+  // lines. Without `Validate` the caller proves the connection itself (a bounded ping) instead
+  // of check_out's unbounded one.
+  template <bool Validate = true>
+  slot_type* try_fast(std::size_t& hint) noexcept {
+    if (KYSERA_INFRA_POOL_UNLIKELY(flags_.load(std::memory_order_acquire) != 0)) return nullptr;
+    const std::size_t n = size_;
+    std::size_t i = hint;
+    if (i >= n) i = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      slot_type& s = slots_[i];
+      auto st = s.state.load(std::memory_order_relaxed);
+      if (tag_of(st) == slot_tag::idle &&
+          s.state.compare_exchange_strong(st, next_state(st, slot_tag::in_use),
+                                          std::memory_order_acquire, std::memory_order_relaxed)) {
+        hint = i;
+        if (KYSERA_INFRA_POOL_LIKELY(check_out<Validate>(s))) return &s;
+      }
+      if (++i == n) i = 0;
+    }
+    return nullptr;
+  }
+
+  // The caller owns `s` (in_use), returned by its lease: back to idle, or closed.
+  void release(slot_type& s, bool broken) noexcept {
+    const auto flags = flags_.load(std::memory_order_relaxed);
+    if (KYSERA_INFRA_POOL_UNLIKELY(broken || (flags & closed_bit))) {
+      discard(s, broken ? close_reason::broken : close_reason::pool_closed);
+      return;
+    }
+    publish_idle(s);
+  }
+
+  KYSERA_INFRA_POOL_NOINLINE slot_type* acquire_slow(std::chrono::milliseconds timeout,
+                                                     bool throw_if_exhausted);
+
+ private:
+  // An option in the clock's units; milliseconds::max() and the like saturate ("forever").
+  static constexpr typename Clock::duration as_clock_duration(
+      std::chrono::milliseconds d) noexcept {
+    return infra::detail::saturating_duration_cast<typename Clock::duration>(d);
+  }
+
+  // The caller owns `s` (in_use). Retires it if too old; pings it unless it was handed out less
+  // than validation_threshold ago (then its idle time is certainly shorter). The only clock read
+  // of an acquire-release cycle is here.
+  template <bool Validate = true>
+  bool check_out(slot_type& s) noexcept {
+    const auto now = infra::detail::coarse_clock<Clock>::now();
+    if (KYSERA_INFRA_POOL_UNLIKELY(now >= s.expires_at)) {
+      discard(s, close_reason::lifetime);
+      return false;
+    }
+    bool proven = false;
+    if constexpr (Validate) {
+      if (KYSERA_INFRA_POOL_UNLIKELY(now - s.last_checkout >= validation_threshold_)) {
+        if (!revalidate(s)) return false;
+        proven = true;
+      }
+    }
+    s.last_checkout = now;
+    s.proven = proven;
+    s.count_acquired();
+    return true;
+  }
+
+  // The caller owns `s` with an open connection; makes it idle. This store and the flags load
+  // after it pair with a waiter queueing or close() (flag write, heavy fence, slot reads): either
+  // they see this slot idle, or this sees their flag and settles. So no waiter sleeps next to an
+  // idle connection and no connection stays open after close().
+  void publish_idle(slot_type& s) noexcept {
+    const auto next = next_state(s.state.load(std::memory_order_relaxed), slot_tag::idle);
+    std::uint32_t flags;
+    if (KYSERA_INFRA_POOL_LIKELY(
+            infra::detail::light_fences_enabled().load(std::memory_order_relaxed))) {
+      s.state.store(next, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      flags = flags_.load(std::memory_order_relaxed);
+    } else {
+      s.state.store(next, std::memory_order_seq_cst);
+      flags = flags_.load(std::memory_order_seq_cst);
+    }
+    if (KYSERA_INFRA_POOL_UNLIKELY(flags & (closed_bit | waiters_bit))) settle(s);
+  }
+
+  // Slow paths -----------------------------------------------------------------------------------
+
+  KYSERA_INFRA_POOL_NOINLINE bool revalidate(slot_type& s) noexcept {
+    counters_.count_validated();
+    try {
+      ping_connection(s.connection);
+    } catch (const std::exception& e) {
+      counters_.count_validation_failed();
+      log(log_level::info,
+          std::string("connection pool: discarding a connection that failed validation: ") +
+              e.what());
+      discard(s, close_reason::broken);
+      return false;
+    } catch (...) {
+      counters_.count_validation_failed();
+      log(log_level::info, "connection pool: discarding a connection that failed validation");
+      discard(s, close_reason::broken);
+      return false;
+    }
+    return true;
+  }
+
+  // In slow_paths.hpp: opening connections.
+  slot_type* create_into(slot_type& s);
+  void* make_connection();
+  void install(slot_type& s, void* c) noexcept;
+
+  // Gives the capacity of a reserved slot back after the factory failed.
+  void abandon_creating(slot_type& s) noexcept {
+    std::lock_guard lock(mutex_);
+    const auto st = s.state.load(std::memory_order_relaxed);
+    s.state.store(next_state(st, slot_tag::empty), std::memory_order_release);
+    after_slot_freed_locked();
+  }
+
+  // The caller owns `s` with an open connection. Closes it (outside the lock) and frees the slot.
+  KYSERA_INFRA_POOL_NOINLINE void discard(slot_type& s, close_reason reason) noexcept {
+    const auto st = s.state.load(std::memory_order_relaxed);
+    s.state.store(next_state(st, slot_tag::closing), std::memory_order_release);
+    close_and_free(s, reason);
+  }
+
+  // `s` is closing and owned by the caller.
+  void close_and_free(slot_type& s, close_reason reason) noexcept {
+    void* c = std::exchange(s.connection, nullptr);
+    try {
+      close_connection(c);
+    } catch (const std::exception& e) {
+      log(log_level::warn,
+          std::string("connection pool: closing a connection failed: ") + e.what());
+    } catch (...) {
+      log(log_level::warn, "connection pool: closing a connection failed");
+    }
+    destroy_connection(c);
+    counters_.count_closed(reason);
+    std::lock_guard lock(mutex_);
+    const auto st = s.state.load(std::memory_order_relaxed);
+    s.state.store(next_state(st, slot_tag::empty), std::memory_order_release);
+    after_slot_freed_locked();
+  }
+
+  void after_slot_freed_locked() noexcept {
+    if (flags_.load(std::memory_order_relaxed) & closed_bit) {
+      drained_cv_.notify_all();
+    } else if (!queue_.empty()) {
+      dispatch_locked();
+    }
+  }
+
+  // `s` was just made idle and the pool has waiters or is closed. Takes it back (unless someone
+  // already took it: then it is theirs to deal with) and hands it to the first waiter, or closes
+  // it. Touches the pool only while owning `s` or holding the lock, so a destructor waiting for
+  // leases cannot finish under its feet.
+  KYSERA_INFRA_POOL_NOINLINE void settle(slot_type& s) noexcept {
+    auto st = s.state.load(std::memory_order_seq_cst);
+    if (tag_of(st) != slot_tag::idle ||
+        !s.state.compare_exchange_strong(st, next_state(st, slot_tag::in_use),
+                                         std::memory_order_seq_cst, std::memory_order_seq_cst))
+      return;
+    std::unique_lock lock(mutex_);
+    if (flags_.load(std::memory_order_relaxed) & closed_bit) {
+      lock.unlock();
+      discard(s, close_reason::pool_closed);
+    } else if (!queue_.empty()) {
+      grant_locked(&s, false);
+    } else {
+      // The waiters left meanwhile; nobody can queue or close while we hold the lock.
+      const auto now_state = s.state.load(std::memory_order_relaxed);
+      s.state.store(next_state(now_state, slot_tag::idle), std::memory_order_seq_cst);
+    }
+  }
+
+  void close_idle_connections() noexcept {
+    for (;;) {
+      slot_type* victim = nullptr;
+      {
+        std::lock_guard lock(mutex_);
+        victim = claim_idle_for_close();
+      }
+      if (!victim) return;
+      close_and_free(*victim, close_reason::pool_closed);
+    }
+  }
+
+  // Under the lock: serve queued callers in order with idle connections, then with capacity.
+  void dispatch_locked() noexcept {
+    while (!queue_.empty()) {
+      if (slot_type* s = claim_idle()) {
+        grant_locked(s, false);
+        continue;
+      }
+      if (flags_.load(std::memory_order_relaxed) & closed_bit) return;
+      if (slot_type* s = claim_empty()) {
+        grant_locked(s, true);
+        continue;
+      }
+      return;
+    }
+  }
+
+  slot_type* claim_idle() noexcept { return claim(slot_tag::idle, slot_tag::in_use); }
+  slot_type* claim_empty() noexcept { return claim(slot_tag::empty, slot_tag::creating); }
+  slot_type* claim_idle_for_close() noexcept { return claim(slot_tag::idle, slot_tag::closing); }
+
+  slot_type* claim(slot_tag from, slot_tag to) noexcept {
+    for (std::size_t i = 0; i < size_; ++i) {
+      slot_type& s = slots_[i];
+      auto st = s.state.load(std::memory_order_seq_cst);
+      while (tag_of(st) == from) {
+        if (s.state.compare_exchange_weak(st, next_state(st, to), std::memory_order_seq_cst,
+                                          std::memory_order_seq_cst))
+          return &s;
+      }
+    }
+    return nullptr;
+  }
+
+  void grant_locked(slot_type* s, bool create) noexcept {
+    pool_base::grant_locked(static_cast<std::size_t>(s - slots_.get()), create);
+  }
+
+  // Waits on `cv` until notified or `deadline` (callers loop). A standard clock's deadline is
+  // waited for directly, capped (a saturated deadline must not overflow inside the library);
+  // any other clock (a manual test clock) is re-read every few milliseconds of real time, so
+  // moving it forward ends the wait promptly.
+  void wait_step(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                 typename Clock::time_point deadline) const {
+    if constexpr (std::is_same_v<Clock, std::chrono::steady_clock> ||
+                  std::is_same_v<Clock, std::chrono::system_clock>) {
+      infra::detail::wait_until_capped(cv, lock, deadline);
+    } else {
+      const auto remaining = infra::detail::saturating_duration_cast<std::chrono::nanoseconds>(
+          infra::detail::saturating_sub(deadline, Clock::now()));
+      cv.wait_for(lock,
+                  std::clamp<std::chrono::nanoseconds>(remaining, std::chrono::nanoseconds::zero(),
+                                                       std::chrono::milliseconds(2)));
+    }
+  }
+
+  bool all_empty() const noexcept {
+    for (std::size_t i = 0; i < size_; ++i) {
+      if (tag_of(slots_[i].state.load(std::memory_order_acquire)) != slot_tag::empty) return false;
+    }
+    return true;
+  }
+
+  // Under the lock. Queued callers, grants and slow-path transitions are frozen by the lock; the
+  // gate bit sends new fast-path acquires to the (locked) slow path, so after at most one
+  // in-flight change per thread two successive reads of every slot agree: that state existed at
+  // one instant, and it is what we count.
+  pool_metrics metrics_locked() const noexcept {
+    flags_.fetch_or(gate_bit, std::memory_order_seq_cst);
+    std::uint64_t* a = scratch_.get();
+    std::uint64_t* b = a + size_;
+    for (std::size_t i = 0; i < size_; ++i) a[i] = slots_[i].state.load(std::memory_order_seq_cst);
+    for (;;) {
+      bool same = true;
+      for (std::size_t i = 0; i < size_; ++i) {
+        b[i] = slots_[i].state.load(std::memory_order_seq_cst);
+        same = same && b[i] == a[i];
+      }
+      if (same) break;
+      std::swap(a, b);
+    }
+    flags_.fetch_and(~gate_bit, std::memory_order_seq_cst);
+    pool_metrics m;
+    for (std::size_t i = 0; i < size_; ++i) {
+      switch (tag_of(b[i])) {
+        case slot_tag::idle:
+        case slot_tag::reserved:
+          ++m.idle;
+          break;
+        case slot_tag::in_use:
+          ++m.active;
+          break;
+        default:
+          break;
+      }
+    }
+    m.total = m.idle + m.active;
+    m.waiting = queue_.size();
+    m.max = size_;
+    return m;
+  }
+
+  const std::unique_ptr<slot_type[]> slots_;
+  const std::unique_ptr<seen_idle<Clock>[]> seen_;  // under maintain_mutex_
+  const typename Clock::duration validation_threshold_;
+  const typename Clock::duration idle_timeout_;
+  const typename Clock::duration max_lifetime_;
+};
+
+}  // namespace kysera::infra::pool::detail
+
+#include "slow_paths.hpp"

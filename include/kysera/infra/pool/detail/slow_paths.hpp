@@ -1,0 +1,204 @@
+#pragma once
+/// \file
+/// The parts of `pool_core<Clock>` that block or open connections: an acquire that found no idle
+/// connection (it queues, or opens one), and the housekeeping pass. Included by pool_core.hpp.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <string>
+
+#include "../../detail/time.hpp"
+#include "../../error.hpp"
+#include "../../logger.hpp"
+#include "pool_core.hpp"
+
+namespace kysera::infra::pool::detail {
+
+template <class Clock>
+auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool throw_if_exhausted)
+    -> slot_type* {
+  caller_guard inside(*this);  // destroyed last
+  wait_recorder<Clock> recorder(counters_);
+  const auto deadline = infra::detail::saturating_add(recorder.start(), timeout);
+  std::unique_lock lock(mutex_);
+  inside.count();
+  for (;;) {
+    if (flags_.load(std::memory_order_relaxed) & closed_bit) throw_closed();
+    slot_type* s = nullptr;
+    bool create = false;
+    if (queue_.empty()) {  // nobody queued: take what there is
+      s = claim_idle();
+      if (!s) {
+        s = claim_empty();
+        create = s != nullptr;
+      }
+    }
+    if (!s) {
+      if (timeout.count() == 0 || Clock::now() >= deadline) {
+        if (!throw_if_exhausted) return nullptr;
+        recorder.finish();
+        counters_.count_timed_out();
+        auto message = exhausted_message(timeout, metrics_locked(), get_statistics());
+        lock.unlock();
+        throw database_error(errc::pool_exhausted, message, "pool");
+      }
+      recorder.count();
+      waiter w;
+      enqueue_locked(w);
+      dispatch_locked();
+      while (!w.done) {
+        if (Clock::now() >= deadline) break;
+        wait_step(lock, w.cv, deadline);
+      }
+      if (!w.done) {
+        auto m = metrics_locked();  // still counts this caller as waiting
+        unlink_locked(w);
+        recorder.finish();
+        counters_.count_timed_out();
+        auto message = exhausted_message(timeout, m, get_statistics());
+        lock.unlock();
+        throw database_error(errc::pool_exhausted, message, "pool");
+      }
+      if (w.closed) throw_closed();
+      s = &slots_[w.granted];
+      create = w.create;
+    }
+    lock.unlock();
+    if (create) {
+      recorder.count();
+      return create_into(*s);
+    }
+    if (check_out(*s)) return s;
+    lock.lock();
+  }
+}
+
+// `s` is reserved (creating) for the caller. Opens a connection into it and leases it.
+template <class Clock>
+auto pool_core<Clock>::create_into(slot_type& s) -> slot_type* {
+  void* c = nullptr;
+  try {
+    c = make_connection();
+  } catch (...) {
+    abandon_creating(s);
+    throw;
+  }
+  install(s, c);
+  if (is_closed()) {
+    discard(s, close_reason::pool_closed);
+    throw_closed();
+  }
+  s.count_acquired();
+  const auto st = s.state.load(std::memory_order_relaxed);
+  s.state.store(next_state(st, slot_tag::in_use), std::memory_order_release);
+  return &s;
+}
+
+// A new connection from the factory (never null), counted.
+template <class Clock>
+void* pool_core<Clock>::make_connection() {
+  try {
+    void* c = open_connection();
+    if (!c)
+      throw database_error(errc::backend_error,
+                           "connection pool: the factory returned no connection", "pool");
+    counters_.count_created();
+    return c;
+  } catch (...) {
+    counters_.count_create_failed();
+    throw;
+  }
+}
+
+// `s` is reserved (creating) for the caller: puts `c` in it, with its expiry.
+template <class Clock>
+void pool_core<Clock>::install(slot_type& s, void* c) noexcept {
+  const auto now = Clock::now();
+  s.connection = c;
+  s.last_checkout = now;
+  s.proven = true;
+  if (options_.max_lifetime.count() == 0 || max_lifetime_ == Clock::duration::max()) {
+    s.expires_at = Clock::time_point::max();  // never; a lifetime beyond the clock is never too
+  } else {
+    auto life = max_lifetime_;
+    if (options_.max_lifetime_jitter > 0) {
+      auto cut =
+          static_cast<double>(life.count()) * options_.max_lifetime_jitter * jitter_.next_unit();
+      life -= typename Clock::duration(static_cast<typename Clock::rep>(cut));
+    }
+    s.expires_at = infra::detail::saturating_add(now, life);
+  }
+}
+
+template <class Clock>
+void pool_core<Clock>::maintain() noexcept {
+  std::lock_guard maintaining(maintain_mutex_);
+  if (is_closed()) return;
+  const auto now = Clock::now();
+  std::size_t idle = 0;
+  for (std::size_t i = 0; i < size_; ++i) {
+    if (tag_of(slots_[i].state.load(std::memory_order_relaxed)) == slot_tag::idle) ++idle;
+  }
+  for (std::size_t i = 0; i < size_ && !is_closed(); ++i) {
+    slot_type& s = slots_[i];
+    auto st = s.state.load(std::memory_order_relaxed);
+    if (tag_of(st) != slot_tag::idle) continue;
+    // Versions only grow, so an unchanged word means nobody leased it since the last pass.
+    const bool seen_before = seen_[i].state == st;
+    const auto reserved = next_state(st, slot_tag::reserved);
+    if (!s.state.compare_exchange_strong(st, reserved, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+      continue;
+    if (now >= s.expires_at) {
+      discard(s, close_reason::lifetime);
+      if (idle > 0) --idle;
+    } else if (options_.idle_timeout.count() > 0 && seen_before &&
+               now - seen_[i].since >= idle_timeout_ && idle > options_.min_idle) {
+      discard(s, close_reason::idle);
+      --idle;
+    } else {
+      if (!seen_before) seen_[i].since = now;
+      seen_[i].state = next_state(reserved, slot_tag::idle);
+      publish_idle(s);
+    }
+  }
+  // Top up min_idle, one connection at a time, never past max_size.
+  while (!is_closed()) {
+    slot_type* s = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      std::size_t idle_now = 0;
+      for (std::size_t i = 0; i < size_; ++i) {
+        auto t = tag_of(slots_[i].state.load(std::memory_order_relaxed));
+        if (t == slot_tag::idle || t == slot_tag::reserved) ++idle_now;
+      }
+      if (idle_now >= options_.min_idle || is_closed()) break;
+      s = claim_empty();
+    }
+    if (!s) break;
+    void* c = nullptr;
+    try {
+      c = make_connection();
+    } catch (const std::exception& e) {
+      abandon_creating(*s);
+      log(log_level::warn,
+          std::string("connection pool: could not open a connection for min_idle: ") + e.what());
+      break;
+    } catch (...) {
+      abandon_creating(*s);
+      log(log_level::warn, "connection pool: could not open a connection for min_idle");
+      break;
+    }
+    install(*s, c);
+    if (is_closed()) {
+      discard(*s, close_reason::pool_closed);
+      break;
+    }
+    publish_idle(*s);
+  }
+}
+
+}  // namespace kysera::infra::pool::detail
