@@ -35,7 +35,7 @@ foreach(backend IN LISTS KYSERA_INFRA_COMPONENTS)
     FAIL "Secret")
   kysera_example_test("kysera-check json on ${backend}" BACKEND ${backend}
     COMMAND $<TARGET_FILE:kysera-check> ${backend} ${work}/check-${backend} {URL} --json
-    PASS "^.\"status\":\"(healthy|degraded)\",\"checks\":..\"name\":\"Database Connection\".*\"metrics\":.\"check_latency\":[0-9.]+.,\"timestamp\":\"[0-9-]+T[0-9:.]+Z\"}"
+    PASS "^.\"status\":\"(pass|warn)\",\"checks\":.\"database:responseTime\":..\"componentId\":\"Database Connection\".*\"observedValue\":[0-9.]+,\"observedUnit\":\"ms\".*\"metrics\":.\"check_latency\":[0-9.]+.,\"timestamp\":\"[0-9-]+T[0-9:.]+Z\"}"
     FAIL "Secret")
 endforeach()
 # Exit statuses: unhealthy is 2, bad usage is 64, --help is 0.
