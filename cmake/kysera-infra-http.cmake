@@ -1,0 +1,21 @@
+# Finds cpp-httplib for the `http` component: its CMake package (vcpkg `cpp-httplib`, Debian
+# `libcpp-httplib-dev`) or, failing that, a bare httplib.h (the single-header form).
+# Sets <out> TRUE when httplib::httplib exists afterwards, else FALSE and <out>_REASON.
+function(kysera_infra_find_httplib out)
+  if(NOT TARGET httplib::httplib)
+    find_package(httplib CONFIG QUIET)
+  endif()
+  if(NOT TARGET httplib::httplib)
+    find_path(KYSERA_INFRA_HTTPLIB_INCLUDE_DIR httplib.h)
+    if(KYSERA_INFRA_HTTPLIB_INCLUDE_DIR)
+      add_library(httplib::httplib INTERFACE IMPORTED GLOBAL)
+      set_target_properties(httplib::httplib PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${KYSERA_INFRA_HTTPLIB_INCLUDE_DIR}")
+    endif()
+  endif()
+  if(TARGET httplib::httplib)
+    set(${out} TRUE PARENT_SCOPE)
+  else()
+    set(${out} FALSE PARENT_SCOPE)
+    set(${out}_REASON "cpp-httplib not found (Debian: libcpp-httplib-dev, vcpkg: cpp-httplib)" PARENT_SCOPE)
+  endif()
+endfunction()
