@@ -4,6 +4,7 @@
 /// `health_monitor`'s results with failure/success hysteresis, and the readiness switch a
 /// draining shutdown flips.
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -46,7 +47,8 @@ struct probe_result {
 ///
 /// Results reach it through `record()`; built over a monitor, `start()` starts that monitor
 /// with a callback that records every periodic result (results of `check_now()` are recorded
-/// only when passed to `record()`). The monitor must outlive the `probes`.
+/// only when passed to `record()`). The monitor must outlive the `probes`; destroying probes
+/// that started it stops it.
 ///
 ///     kysera::infra::health::health_monitor monitor(pool, {.interval = 5s});
 ///     kysera::infra::health::probes probes(monitor);
@@ -62,6 +64,12 @@ class probes {
   explicit probes(health_monitor<Db, Clock>& monitor, probe_options options = {})
       : probes(std::move(options)) {
     start_monitor_ = [&monitor](health_check_callback callback) { monitor.start(std::move(callback)); };
+    stop_monitor_ = [&monitor] { monitor.stop(); };
+  }
+
+  /// Stops the monitor when `start()` started it, so its callback never outlives these probes.
+  ~probes() {
+    if (started_monitor_ && stop_monitor_) stop_monitor_();
   }
 
   probes(const probes&) = delete;
@@ -76,6 +84,7 @@ class probes {
       record(r);
       if (callback) callback(r);
     });
+    started_monitor_ = true;
   }
 
   /// Counts `result` towards readiness and startup and keeps it as the latest result.
@@ -146,6 +155,8 @@ class probes {
 
   const probe_options options_;
   std::function<void(health_check_callback)> start_monitor_;
+  std::function<void()> stop_monitor_;
+  std::atomic<bool> started_monitor_{false};
   mutable std::mutex mutex_;
   bool ready_ = false;
   bool started_ = false;

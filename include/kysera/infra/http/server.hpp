@@ -50,6 +50,12 @@ class server {
       out.status = r.status;
       out.set_content(r.body, r.content_type.c_str());
     };
+    // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, with which a second server
+    // on the same port would bind too and silently take half the scrapes.
+    http_.set_socket_options([](auto sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&yes), sizeof yes);
+    });
     for (const char* path : {"/livez", "/readyz", "/startupz", "/healthz", "/metrics"}) {
       http_.Get(path, handler);
     }
