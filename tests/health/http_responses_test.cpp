@@ -2,6 +2,7 @@
 // format an Accept header picks, and HOST:PORT parsing. No HTTP library needed.
 
 #include "support/catch.hpp"
+#include "health/support_probes.hpp"
 
 #include <kysera/infra/http/responses.hpp>
 
@@ -10,14 +11,9 @@
 
 namespace health = kysera::infra::health;
 namespace http = kysera::infra::http;
+using kysera::test::health_support::result_of;
 
 namespace {
-health::health_check_result result_of(health::health_status s) {
-  health::health_check_result r;
-  r.status = s;
-  if (s == health::health_status::unhealthy) r.errors.push_back("refused");
-  return r;
-}
 http::metrics_text sample_metrics(http::metrics_format f) {
   if (f == http::metrics_format::openmetrics) {
     return {"# TYPE up gauge\nup 1\n# EOF\n", std::string(http::openmetrics_content_type)};

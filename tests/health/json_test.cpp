@@ -6,9 +6,12 @@
 #include <kysera/infra/health.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+
+#include <unistd.h>
 
 namespace health = kysera::infra::health;
 using namespace std::chrono_literals;
@@ -23,13 +26,19 @@ std::chrono::system_clock::time_point sample_time() {
 /// returns the exit status (0: it parsed and every assertion held; 77: no python3 here).
 int python_check(const std::string& json, const std::string& python) {
   if (std::system("command -v python3 > /dev/null 2>&1") != 0) return 77;
-  const std::string base = std::string(KYSERA_TEST_BINARY_DIR) + "/json_test";
+  // One file pair per process and call: ctest runs test cases in parallel processes.
+  static int calls = 0;
+  const std::string base = std::string(KYSERA_TEST_BINARY_DIR) + "/json_test_" + std::to_string(::getpid()) +
+                           "_" + std::to_string(++calls);
   std::ofstream(base + ".json", std::ios::binary) << json;
   std::ofstream(base + ".py") << "import json, sys\n"
                                  "r = json.load(open(sys.argv[1], encoding='utf-8'))\n"
                               << python << "\n";
   const std::string command = "python3 '" + base + ".py' '" + base + ".json'";
-  return std::system(command.c_str());
+  const int rc = std::system(command.c_str());
+  std::remove((base + ".json").c_str());
+  std::remove((base + ".py").c_str());
+  return rc;
 }
 }  // namespace
 

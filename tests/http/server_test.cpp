@@ -2,6 +2,7 @@
 // Accept header choosing the metrics format, a drain seen by /readyz, stop() and a busy port.
 
 #include "support/catch.hpp"
+#include "health/support_probes.hpp"
 #include "http/support_curl.hpp"
 #include "support/fake_database.hpp"
 
@@ -17,17 +18,12 @@
 
 namespace health = kysera::infra::health;
 namespace http = kysera::infra::http;
+using kysera::test::health_support::result_of;
 namespace sd = kysera::infra::shutdown;
 using kysera::test::curl::get;
 using namespace std::chrono_literals;
 
 namespace {
-health::health_check_result result_of(health::health_status s) {
-  health::health_check_result r;
-  r.status = s;
-  if (s == health::health_status::unhealthy) r.errors.push_back("refused");
-  return r;
-}
 http::metrics_text gauge(http::metrics_format f) {
   std::string body = "# HELP kysera_test_gauge A test gauge.\n# TYPE kysera_test_gauge gauge\nkysera_test_gauge 3\n";
   if (f == http::metrics_format::openmetrics) return {body + "# EOF\n", std::string(http::openmetrics_content_type)};
