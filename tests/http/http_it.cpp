@@ -1,12 +1,14 @@
 // The HTTP endpoint against real clients: curl sees /readyz go 503 and back to 200 while the test
 // PostgreSQL server is stopped and restarted (liveness stays 200), and a real Prometheus server
-// scraping /metrics reports up == 1 and the pool gauge the callback wrote from get_metrics().
+// scraping /metrics reports up == 1 and the pool gauge the callback wrote from get_metrics()
+// (a pool of fake connections with two leased).
 // The /metrics text here is a hand-written gauge; the registry's exposition replaces it later.
 
 #include "support/catch.hpp"
 #include "support/eventually.hpp"
 #include "support/servers.hpp"
 #include "http/support_curl.hpp"
+#include "support/fake_database.hpp"
 
 #include <kysera/infra/adapters/postgres.hpp>
 #include <kysera/infra/health.hpp>
@@ -61,11 +63,18 @@ TEST_CASE("http endpoint: a real Prometheus scrapes it (up == 1, the pool gauge 
     return;
   }
   health::probes probes;
-  const std::size_t idle = 2;  // what the callback reports; a pool's get_metrics() in real use
-  http::server endpoint(probes, {.metrics = [&](http::metrics_format f) {
+  // A real pool with two connections leased: the callback writes its get_metrics() by hand.
+  infra::pool::connection_pool<kysera::test::fake_database> pool(
+      [] { return std::make_unique<kysera::test::fake_database>(); }, {.max_size = 4});
+  auto first = pool.acquire();
+  auto second = pool.acquire();
+  http::server endpoint(probes, {.metrics = [&pool](http::metrics_format f) {
+                                   const auto m = pool.get_metrics();
                                    std::string body =
-                                       "# HELP kysera_pool_idle Idle connections.\n# TYPE kysera_pool_idle gauge\n"
-                                       "kysera_pool_idle{pool=\"main\"} " + std::to_string(idle) + "\n";
+                                       "# HELP kysera_pool_connections Connections by state.\n"
+                                       "# TYPE kysera_pool_connections gauge\n"
+                                       "kysera_pool_connections{state=\"used\"} " + std::to_string(m.active) + "\n"
+                                       "kysera_pool_connections{state=\"idle\"} " + std::to_string(m.idle) + "\n";
                                    if (f == http::metrics_format::openmetrics) {
                                      return http::metrics_text{body + "# EOF\n", std::string(http::openmetrics_content_type)};
                                    }
@@ -96,5 +105,8 @@ TEST_CASE("http endpoint: a real Prometheus scrapes it (up == 1, the pool gauge 
   CHECK(eventually([&] { return query("up").find(R"("value":[)") != std::string::npos &&
                                  query("up").find(R"(,"1"]})") != std::string::npos; },
                    60s, 200ms));
-  CHECK(eventually([&] { return query("kysera_pool_idle").find(R"(,"2"]})") != std::string::npos; }, 60s, 200ms));
+  const std::string used = "kysera_pool_connections%7Bstate%3D%22used%22%7D";  // {state="used"}
+  const std::string expected = R"(,")" + std::to_string(pool.get_metrics().active) + R"("]})";
+  CHECK(pool.get_metrics().active == 2);
+  CHECK(eventually([&] { return query(used).find(expected) != std::string::npos; }, 60s, 200ms));
 }
