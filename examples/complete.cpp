@@ -128,6 +128,7 @@ int run(const std::string& url, std::chrono::seconds work_time, const std::strin
     shutdown_options.drain = 1s;
     endpoint->attach(shutdown_options);  // readiness off, drain, then the endpoint stops
     std::printf("listening on http://%s:%d\n", address.host.c_str(), endpoint->port());
+    std::fflush(stdout);  // a script waits for this line while the program runs
   }
 #else
   if (!listen.empty()) throw std::runtime_error("--listen needs the http component (cpp-httplib)");
