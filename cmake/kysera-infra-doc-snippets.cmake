@@ -6,7 +6,7 @@
 #   fragment     not compiled (a piece of a larger example; keep these rare)
 #   standalone   compiled in a translation unit of its own instead of the shared one (needed for
 #                code that must sit in the global namespace, e.g. a pool_traits specialisation)
-#   postgres, mysql, sqlite, spdlog
+#   postgres, mysql, sqlite, spdlog, http
 #                compiled only when that component is built (KYSERA_INFRA_HAS_<NAME>); a block
 #                that names `postgres::`, `mysql::`, `sqlite::` or includes that adapter's header
 #                gets the requirement without saying so
@@ -77,8 +77,8 @@ function(kysera_extract_doc_snippets out_dir base_dir out_shared out_standalone)
         continue()
       endif()
       set(needs "")
-      foreach(component postgres mysql sqlite spdlog)
-        if(component IN_LIST words OR code MATCHES "(^|[^a-z_])${component}::|adapters/${component}\\.hpp|logger/${component}\\.hpp")
+      foreach(component postgres mysql sqlite spdlog http)
+        if(component IN_LIST words OR code MATCHES "(^|[^a-z_])${component}::|adapters/${component}\\.hpp|logger/${component}\\.hpp|infra/${component}\\.hpp")
           string(TOUPPER "${component}" upper)
           list(APPEND needs "defined(KYSERA_INFRA_HAS_${upper})")
         endif()

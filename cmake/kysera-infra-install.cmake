@@ -34,6 +34,7 @@ install(FILES
   "${PROJECT_BINARY_DIR}/kysera-infraConfig.cmake"
   "${PROJECT_BINARY_DIR}/kysera-infraConfigVersion.cmake"
   "${PROJECT_SOURCE_DIR}/cmake/kysera-infra-drivers.cmake"
+  "${PROJECT_SOURCE_DIR}/cmake/kysera-infra-http.cmake"
   DESTINATION "${KYSERA_INFRA_CMAKE_DIR}" COMPONENT development)
 
 configure_file("${PROJECT_SOURCE_DIR}/cmake/kysera-infra.pc.in" "${PROJECT_BINARY_DIR}/kysera-infra.pc" @ONLY)

@@ -39,7 +39,7 @@ case "$2" in
     [ $rc -eq 2 ] || { echo "--json: expected status 2, got $rc"; exit 1; }
     [ ! -e "$PWD/no-such-typo.db" ] || { echo "the --json probe created the database file"; exit 1; }
     if command -v python3 > /dev/null; then
-      python3 -c 'import json,sys; r=json.load(open("out.json")); assert r["status"]=="unhealthy", r' ||
+      python3 -c 'import json,sys; r=json.load(open("out.json")); assert r["status"]=="fail" and "does not exist" in r["output"], r' ||
         { echo "--json output is not the expected JSON"; cat out.json; exit 1; }
     fi
     # A file that exists is probed as usual (and left as it was).

@@ -2,17 +2,23 @@
 // a circuit breaker with a state-change callback, retried queries, and a graceful shutdown that
 // prints the final metrics and recommendations.
 //
-// Usage: complete [URL] [--seconds N]
+// Usage: complete [URL] [--seconds N] [--listen 127.0.0.1:PORT]
 //   URL defaults to $KYSERA_DATABASE_URL, then sqlite://kysera-demo.db. The same binary runs on
 //   sqlite://..., postgres://... and mysql://... (each where its adapter was built).
 // It works for N seconds (default 3), then shuts down; Ctrl-C or SIGTERM shut it down early.
+// --listen serves /livez, /readyz, /startupz, /healthz and /metrics there (builds with the
+// `http` component only); on shutdown /readyz turns 503 for a 1 s drain before the endpoint stops.
 #include <kysera/infra.hpp>
+#if defined(KYSERA_INFRA_HAS_HTTP)
+#include <kysera/infra/http.hpp>
+#endif
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -32,7 +38,7 @@ void create_schema(Connection& db) {
 }
 
 template <class Connection>
-int run(const std::string& url, std::chrono::seconds work_time) {
+int run(const std::string& url, std::chrono::seconds work_time, const std::string& listen) {
   infra::pool::pool_options pool_options;
   pool_options.max_size = 4;
   pool_options.min_idle = 1;
@@ -52,7 +58,8 @@ int run(const std::string& url, std::chrono::seconds work_time) {
   monitor_options.interval = 1s;
   monitor_options.timeout = 2s;
   infra::health::health_monitor monitor(db, monitor_options);
-  monitor.start([](const infra::health::health_check_result& r) {
+  infra::health::probes probes(monitor);  // liveness, readiness, startup from the monitor
+  probes.start([](const infra::health::health_check_result& r) {
     // Runs on the monitor's thread.
     std::printf("health: %s (%s)\n", std::string(infra::health::to_string(r.status)).c_str(),
                 r.checks.empty() ? "" : r.checks.front().message.c_str());
@@ -98,6 +105,34 @@ int run(const std::string& url, std::chrono::seconds work_time) {
     }
     for (const auto& r : m.recommendations) std::printf("recommendation: %s\n", r.c_str());
   };
+#if defined(KYSERA_INFRA_HAS_HTTP)
+  std::unique_ptr<infra::http::server> endpoint;
+  if (!listen.empty()) {
+    const auto address = infra::http::parse_listen_address(listen);
+    infra::http::server_options http_options;
+    http_options.host = address.host;
+    http_options.port = address.port;
+    http_options.metrics = [pool_handle](infra::http::metrics_format format) {
+      // A hand-written pool gauge; the metrics registry's exposition takes this place later.
+      const auto m = pool_handle.get_metrics();
+      std::string body = "# HELP kysera_pool_connections Open connections of the pool.\n"
+                         "# TYPE kysera_pool_connections gauge\n";
+      body += "kysera_pool_connections{state=\"idle\"} " + std::to_string(m.idle) + "\n";
+      body += "kysera_pool_connections{state=\"used\"} " + std::to_string(m.active) + "\n";
+      if (format == infra::http::metrics_format::openmetrics) {
+        return infra::http::metrics_text{body + "# EOF\n", std::string(infra::http::openmetrics_content_type)};
+      }
+      return infra::http::metrics_text{body, std::string(infra::http::prometheus_content_type)};
+    };
+    endpoint = std::make_unique<infra::http::server>(probes, http_options);
+    shutdown_options.drain = 1s;
+    endpoint->attach(shutdown_options);  // readiness off, drain, then the endpoint stops
+    std::printf("listening on http://%s:%d\n", address.host.c_str(), endpoint->port());
+    std::fflush(stdout);  // a script waits for this line while the program runs
+  }
+#else
+  if (!listen.empty()) throw std::runtime_error("--listen needs the http component (cpp-httplib)");
+#endif
   auto controller = infra::shutdown::create_shutdown_controller(db, shutdown_options);
   controller.register_signals();  // SIGTERM/SIGINT run the same shutdown as execute() below
 
@@ -140,12 +175,15 @@ int run(const std::string& url, std::chrono::seconds work_time) {
 int main(int argc, char** argv) {
   std::string url;
   std::chrono::seconds work_time = 3s;
+  std::string listen;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--seconds" && i + 1 < argc) {
       work_time = std::chrono::seconds(std::atoi(argv[++i]));
+    } else if (arg == "--listen" && i + 1 < argc) {
+      listen = argv[++i];
     } else if (arg == "--help" || arg == "-h") {
-      std::printf("usage: complete [URL] [--seconds N]\n");
+      std::printf("usage: complete [URL] [--seconds N] [--listen HOST:PORT]\n");
       return 0;
     } else {
       url = std::string(arg);
@@ -158,13 +196,13 @@ int main(int argc, char** argv) {
   std::string scheme = scheme_of(url);
   try {
 #if defined(KYSERA_INFRA_HAS_SQLITE)
-    if (scheme == "sqlite") return run<infra::sqlite::connection>(url, work_time);
+    if (scheme == "sqlite") return run<infra::sqlite::connection>(url, work_time, listen);
 #endif
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
-    if (scheme == "postgres" || scheme == "postgresql") return run<infra::postgres::connection>(url, work_time);
+    if (scheme == "postgres" || scheme == "postgresql") return run<infra::postgres::connection>(url, work_time, listen);
 #endif
 #if defined(KYSERA_INFRA_HAS_MYSQL)
-    if (scheme == "mysql" || scheme == "mariadb") return run<infra::mysql::connection>(url, work_time);
+    if (scheme == "mysql" || scheme == "mariadb") return run<infra::mysql::connection>(url, work_time, listen);
 #endif
   } catch (const std::exception& e) {
     std::fprintf(stderr, "complete: %s\n", e.what());

@@ -27,7 +27,7 @@ const char* usage_text =
     "usage: kysera-check URL [--json] [--timeout DURATION] [--verbose]\n"
     "  URL          sqlite:///path/to.db | postgres://user:pass@host:port/db | mysql://user:pass@host:port/db\n"
     "               (a SQLite file that does not exist is unhealthy; it is never created)\n"
-    "  --json       print the result as JSON\n"
+    "  --json       print the result as application/health+json\n"
     "  --timeout D  bound on the check, e.g. 500ms, 2s, 1m (default 5s)\n"
     "  --verbose    include the server version\n"
     "exit status: 0 healthy, 1 degraded, 2 unhealthy, 64 bad arguments\n";

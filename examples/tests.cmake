@@ -35,9 +35,15 @@ foreach(backend IN LISTS KYSERA_INFRA_COMPONENTS)
     FAIL "Secret")
   kysera_example_test("kysera-check json on ${backend}" BACKEND ${backend}
     COMMAND $<TARGET_FILE:kysera-check> ${backend} ${work}/check-${backend} {URL} --json
-    PASS "^.\"status\":\"(healthy|degraded)\",\"checks\":..\"name\":\"Database Connection\".*\"metrics\":.\"check_latency\":[0-9.]+.,\"timestamp\":\"[0-9-]+T[0-9:.]+Z\"}"
+    PASS "^.\"status\":\"(pass|warn)\",\"checks\":.\"database:responseTime\":..\"componentId\":\"Database Connection\".*\"observedValue\":[0-9.]+,\"observedUnit\":\"ms\".*\"metrics\":.\"check_latency\":[0-9.]+.,\"timestamp\":\"[0-9-]+T[0-9:.]+Z\"}"
     FAIL "Secret")
 endforeach()
+# complete --listen: the HTTP endpoint answers curl (only with the http component).
+if(TARGET kysera::infra-http AND "sqlite" IN_LIST KYSERA_INFRA_COMPONENTS)
+  kysera_example_test("complete --listen serves the probes" BACKEND none
+    COMMAND bash none ${work}/listen ${CMAKE_CURRENT_SOURCE_DIR}/check_listen.sh $<TARGET_FILE:complete> sqlite://${work}/listen/listen.db
+    PASS "ok-listen")
+endif()
 # Exit statuses: unhealthy is 2, bad usage is 64, --help is 0.
 if("postgres" IN_LIST KYSERA_INFRA_COMPONENTS)
   kysera_example_test("kysera-check unhealthy exits 2" BACKEND none

@@ -9,12 +9,14 @@ vcpkg_from_github(
     HEAD_REF main
 )
 
-# Each feature gives its backend option ON (the driver is required) or OFF.
+# Each backend feature gives its backend option ON (the driver is required) or OFF; `http`
+# turns the HTTP endpoint component on or off.
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
         postgres KYSERA_INFRA_POSTGRES
         mysql    KYSERA_INFRA_MYSQL
         sqlite   KYSERA_INFRA_SQLITE
+        http     KYSERA_INFRA_WITH_HTTP
 )
 
 vcpkg_cmake_configure(

@@ -23,6 +23,9 @@ foreach(target IN LISTS kysera_doc_targets)
   if(TARGET kysera::infra-spdlog)
     target_link_libraries(${target} PRIVATE kysera::infra-spdlog)
   endif()
+  if(TARGET kysera::infra-http)
+    target_link_libraries(${target} PRIVATE kysera::infra-http)
+  endif()
 endforeach()
 
 add_test(NAME docs.links COMMAND ${CMAKE_COMMAND} -DROOT=${PROJECT_SOURCE_DIR}

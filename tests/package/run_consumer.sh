@@ -35,14 +35,18 @@ case "$mode" in
   find_package)
     install_prefix
     cmake -S "$src/tests/package/consumer" -B "$work/$mode" -G Ninja -DMODE=find_package \
-      "-DKYSERA_COMPONENTS=$components" "-DCMAKE_PREFIX_PATH=$prefix" -DCMAKE_CXX_COMPILER="${CXX:-c++}" >/dev/null
+      "-DKYSERA_COMPONENTS=$components" "-DCMAKE_PREFIX_PATH=$prefix" -DCMAKE_CXX_COMPILER="${CXX:-c++}" \
+      "-DKYSERA_WITH_HTTP=${KYSERA_TEST_HTTP:-OFF}" >/dev/null
     cmake --build "$work/$mode" >/dev/null
-    "$work/$mode/consumer" "${urls[@]}" ;;
+    "$work/$mode/consumer" "${urls[@]}"
+    if [ "${KYSERA_TEST_HTTP:-OFF}" = ON ]; then "$work/$mode/consumer-http"; fi ;;
   add_subdirectory)
     cmake -S "$src/tests/package/consumer" -B "$work/$mode" -G Ninja -DMODE=add_subdirectory \
-      "-DKYSERA_COMPONENTS=$components" "-DKYSERA_SOURCE_DIR=$src" -DCMAKE_CXX_COMPILER="${CXX:-c++}" >/dev/null
+      "-DKYSERA_COMPONENTS=$components" "-DKYSERA_SOURCE_DIR=$src" -DCMAKE_CXX_COMPILER="${CXX:-c++}" \
+      "-DKYSERA_WITH_HTTP=${KYSERA_TEST_HTTP:-OFF}" >/dev/null
     cmake --build "$work/$mode" >/dev/null
-    "$work/$mode/consumer" "${urls[@]}" ;;
+    "$work/$mode/consumer" "${urls[@]}"
+    if [ "${KYSERA_TEST_HTTP:-OFF}" = ON ]; then "$work/$mode/consumer-http"; fi ;;
   pkg_config)
     install_prefix
     export PKG_CONFIG_PATH="$prefix/share/pkgconfig"

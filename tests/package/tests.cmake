@@ -5,6 +5,10 @@
 if(KYSERA_INFRA_INSTALL)
   set(work "${CMAKE_CURRENT_BINARY_DIR}/package-work")
   string(REPLACE ";" "," built_components "${KYSERA_INFRA_COMPONENTS}")
+  set(test_http OFF)
+  if(TARGET kysera-infra-http)
+    set(test_http ON)  # the consumers also build and run consumer-http
+  endif()
   set(modes missing_component)
   if(KYSERA_INFRA_COMPONENTS)
     list(APPEND modes find_package add_subdirectory)
@@ -17,7 +21,7 @@ if(KYSERA_INFRA_INSTALL)
       COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/package/run_consumer.sh ${mode} ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR} ${work})
     set_tests_properties("package: ${mode}" PROPERTIES LABELS "package" TIMEOUT 600
       FIXTURES_REQUIRED servers RESOURCE_LOCK "servers;package-prefix"
-      ENVIRONMENT "CXX=${CMAKE_CXX_COMPILER};KYSERA_TEST_SERVER_DIR=${KYSERA_TEST_SERVER_DIR};KYSERA_TEST_COMPONENTS=${built_components}")
+      ENVIRONMENT "CXX=${CMAKE_CXX_COMPILER};KYSERA_TEST_SERVER_DIR=${KYSERA_TEST_SERVER_DIR};KYSERA_TEST_COMPONENTS=${built_components};KYSERA_TEST_HTTP=${test_http}")
   endforeach()
 endif()
 add_test(NAME "package: vcpkg port"

@@ -2,7 +2,8 @@
 /// \file
 /// The health module (namespace kysera::infra::health): one-off checks
 /// (`check_database_health`, `perform_health_check`), the periodic `health_monitor`, the
-/// query-recording `with_debug` wrapper and `get_metrics`, and `to_json` for results.
+/// query-recording `with_debug` wrapper and `get_metrics`, `to_json` for results, and
+/// `probes` (liveness, readiness, startup).
 ///
 ///     #include <kysera/infra/health.hpp>
 ///     namespace health = kysera::infra::health;
@@ -18,3 +19,4 @@
 #include "health/json.hpp"
 #include "health/metrics.hpp"
 #include "health/monitor.hpp"
+#include "health/probes.hpp"

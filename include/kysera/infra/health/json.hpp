@@ -1,9 +1,9 @@
 #pragma once
 /// \file
-/// `to_json(health_check_result)`: the one JSON writer for health results (`kysera-check --json`
-/// uses it).
+/// `to_json(health_check_result)`: the one JSON writer for health results, in the
+/// `application/health+json` shape (`kysera-check --json` and the HTTP endpoint's `/healthz` use it).
 ///
-/// Naming rule for every field: the TypeScript package's name in snake_case (`checkLatency` ->
+/// Naming rule for our own fields (beside the health+json ones): the TypeScript package's name in snake_case (`checkLatency` ->
 /// `check_latency`, `poolMetrics.totalConnections` -> `pool_metrics.total_connections`), with the
 /// TypeScript unit (milliseconds, no unit suffix in the name). Fields the TypeScript package does
 /// not have are named by the same pattern (`max_connections`). Absent optional figures are left
@@ -108,39 +108,114 @@ inline void append_json_count(std::string& out, std::string_view name, std::size
 
 }  // namespace detail
 
-/// One line of JSON (no trailing newline) for `r`, fields in the TypeScript order:
+/// `pass`, `warn`, `fail`: the `application/health+json` name of `s`.
+constexpr std::string_view to_health_json_status(health_status s) noexcept {
+  switch (s) {
+    case health_status::healthy:
+      return "pass";
+    case health_status::degraded:
+      return "warn";
+    case health_status::unhealthy:
+      break;
+  }
+  return "fail";
+}
+
+/// The media type `to_json` writes, for a `Content-Type` header.
+inline constexpr std::string_view health_json_media_type = "application/health+json";
+
+/// One line of JSON (no trailing newline) for `r`, in the `application/health+json` shape
+/// (draft-inadarei-api-health-check) followed by our own fields:
 ///
-///     {"status":"healthy",
-///      "checks":[{"name":"Database Connection","status":"healthy","message":"Connected
-///      successfully (0.42 ms)"}], "errors":[], "metrics":{"check_latency":0.42,
+///     {"status":"pass",
+///      "checks":{"database:responseTime":[{"componentId":"Database Connection",
+///                 "componentType":"datastore","status":"pass","observedValue":0.42,
+///                 "observedUnit":"ms","time":"2025-01-31T12:00:00.000Z"}],
+///                "pool:connections":[{"componentType":"component","observedValue":2,
+///                 "observedUnit":"connections","time":"2025-01-31T12:00:00.000Z"}]},
+///      "errors":[],
+///      "metrics":{"check_latency":0.42,
 ///                 "pool_metrics":{"total_connections":2,"active_connections":1,"idle_connections":1,
 ///                                 "waiting_requests":0,"max_connections":8},
 ///                 "database_version":"PostgreSQL 15.8 ..."},
 ///      "timestamp":"2025-01-31T12:00:00.000Z"}
 ///
-/// `check_latency` (ms, 2 decimals), `pool_metrics` and `database_version` appear only when the
-/// result has them; `timestamp` is ISO 8601 UTC with milliseconds, like JavaScript's
-/// `Date.toJSON()`. Strings are escaped; invalid UTF-8 becomes U+FFFD.
+/// - `status`: healthy -> `pass`, degraded -> `warn`, unhealthy -> `fail`. A failed result adds
+///   `output` (its first error) after it.
+/// - `checks`: one entry per `health_check`; the library's own database check is keyed
+///   `database:responseTime` and carries the latency (ms) as `observedValue`; any other check is
+///   keyed by its name. Each entry has `output` (the check's message) unless it passed. The pool,
+///   when the result has its metrics, is `pool:connections` (observedValue: open connections),
+///   an observation with no status of its own.
+/// - Our fields, named after the TypeScript package's in snake_case: `errors` (always present),
+///   `metrics` (`check_latency` in ms with 2 decimals, `pool_metrics`, `database_version`, each
+///   only when the result has it) and `timestamp` (ISO 8601 UTC with milliseconds, like
+///   JavaScript's `Date.toJSON()`; `time` in the checks is the same instant).
+/// Absent figures are left out, never written as null. Strings are escaped; bytes that are not
+/// valid UTF-8 become U+FFFD, so the output always parses.
 ///
 ///     std::puts(kysera::infra::health::to_json(perform_health_check(db)).c_str());
 inline std::string to_json(const health_check_result& r) {
   std::string out;
-  out.reserve(256);
+  out.reserve(512);
+  const std::string time = detail::iso8601(r.timestamp);
   out += "{\"status\":";
-  detail::append_json_string(out, to_string(r.status));
-  out += ",\"checks\":[";
-  for (std::size_t i = 0; i < r.checks.size(); ++i) {
-    const health_check& c = r.checks[i];
-    if (i) out += ',';
-    out += "{\"name\":";
-    detail::append_json_string(out, c.name);
-    out += ",\"status\":";
-    detail::append_json_string(out, to_string(c.status));
-    out += ",\"message\":";
-    detail::append_json_string(out, c.message);
-    out += '}';
+  detail::append_json_string(out, to_health_json_status(r.status));
+  if (r.status == health_status::unhealthy && !r.errors.empty()) {
+    out += ",\"output\":";
+    detail::append_json_string(out, r.errors.front());
   }
-  out += "],\"errors\":[";
+  out += ",\"checks\":{";
+  bool first_key = true;
+  // Checks that share a key go into one array (JSON objects must not repeat a key).
+  auto key_of = [](const health_check& c) -> std::string_view {
+    return c.name == detail::check_name ? std::string_view("database:responseTime") : std::string_view(c.name);
+  };
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    const std::string_view key = key_of(r.checks[i]);
+    bool seen = false;
+    for (std::size_t k = 0; k < i && !seen; ++k) seen = key_of(r.checks[k]) == key;
+    if (seen) continue;
+    if (!first_key) out += ',';
+    first_key = false;
+    detail::append_json_string(out, key);
+    out += ":[";
+    bool first_entry = true;
+    for (std::size_t k = i; k < r.checks.size(); ++k) {
+      const health_check& c = r.checks[k];
+      if (key_of(c) != key) continue;
+      const bool own = c.name == detail::check_name;
+      if (!first_entry) out += ',';
+      first_entry = false;
+      out += "{\"componentId\":";
+      detail::append_json_string(out, c.name);
+      if (own) out += ",\"componentType\":\"datastore\"";
+      out += ",\"status\":";
+      detail::append_json_string(out, to_health_json_status(c.status));
+      if (own && r.metrics.check_latency) {
+        out += ",\"observedValue\":";
+        out += detail::format_fixed2(*r.metrics.check_latency);
+        out += ",\"observedUnit\":\"ms\"";
+      }
+      if (c.status != health_status::healthy) {
+        out += ",\"output\":";
+        detail::append_json_string(out, c.message);
+      }
+      out += ",\"time\":";
+      detail::append_json_string(out, time);
+      out += '}';
+    }
+    out += ']';
+  }
+  if (r.metrics.pool_metrics) {
+    if (!first_key) out += ',';
+    out += "\"pool:connections\":[{\"componentType\":\"component\",\"observedValue\":";
+    out += std::to_string(r.metrics.pool_metrics->total);
+    out += ",\"observedUnit\":\"connections\",\"time\":";
+    detail::append_json_string(out, time);
+    out += "}]";
+  }
+  out += "},\"errors\":[";
   for (std::size_t i = 0; i < r.errors.size(); ++i) {
     if (i) out += ',';
     detail::append_json_string(out, r.errors[i]);
@@ -170,7 +245,7 @@ inline std::string to_json(const health_check_result& r) {
     detail::append_json_string(out, *r.metrics.database_version);
   }
   out += "},\"timestamp\":";
-  detail::append_json_string(out, detail::iso8601(r.timestamp));
+  detail::append_json_string(out, time);
   out += '}';
   return out;
 }

@@ -34,6 +34,13 @@ struct shutdown_options {
   std::function<void()> on_shutdown{};
   /// Where each step is logged (non-owning; null means `default_logger()`).
   infra::logger* logger = nullptr;
+  /// >= 0. How long the service keeps serving after `on_drain`, before `on_shutdown` runs, so
+  /// load balancers see it not ready and stop sending (Kubernetes: a few probe periods). Not
+  /// part of `timeout`, which starts when the drain ends. 0 (default): no wait.
+  std::chrono::milliseconds drain{0};
+  /// Called first, at once, on the thread running the shutdown: turn readiness off here
+  /// (`health::probes::begin_drain`). What it throws is logged and the shutdown goes on.
+  std::function<void()> on_drain{};
 };
 
 /// The step a shutdown was in when it failed or ran out of time.
@@ -77,6 +84,30 @@ class shutdown_error : public std::system_error {
 };
 
 namespace detail {
+
+inline void validate_drain(std::chrono::milliseconds drain, const char* field) {
+  if (drain < std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument(std::string(field) + " must not be negative (got " +
+                                std::to_string(drain.count()) + " ms)");
+  }
+}
+
+/// The drain step: `on_drain` (errors logged), then the wait.
+inline void run_drain(const std::function<void()>& on_drain, std::chrono::milliseconds drain, logger& log) {
+  if (on_drain) {
+    try {
+      on_drain();
+    } catch (const std::exception& e) {
+      log.warn(std::string("on_drain threw: ") + e.what() + "; shutting down anyway");
+    } catch (...) {
+      log.warn("on_drain threw a non-standard exception; shutting down anyway");
+    }
+  }
+  if (drain > std::chrono::milliseconds::zero()) {
+    log.info("Draining for " + std::to_string(drain.count()) + " ms");
+    std::this_thread::sleep_for(drain);
+  }
+}
 
 inline void validate_timeout(std::chrono::milliseconds timeout, const char* field) {
   if (timeout <= std::chrono::milliseconds::zero()) {
@@ -161,7 +192,8 @@ void shutdown_database(Db& db) {
   db.close();
 }
 
-/// Runs `options.on_shutdown` (on a worker thread), then closes `db` on the calling thread, and
+/// Calls `options.on_drain` and waits `options.drain` (both optional), then runs
+/// `options.on_shutdown` (on a worker thread), then closes `db` on the calling thread, and
 /// returns when both are done, all within `options.timeout`. Throws `shutdown_error`:
 ///  - `errc::shutting_down` when `on_shutdown` or `close` threw (`db` is closed even when
 ///    `on_shutdown` threw; the message says which step failed and why);
@@ -173,7 +205,8 @@ void shutdown_database(Db& db) {
 ///    when it returns.
 /// Each step is logged: "Running on_shutdown", "Closing database", then "Shutdown complete",
 /// "Shutdown failed: ..." or "Shutdown timed out after N ms: ...". Invalid options
-/// (a timeout that is not positive) throw `std::invalid_argument` before anything runs.
+/// (a timeout that is not positive, a negative drain) throw `std::invalid_argument` before
+/// anything runs. `timeout` starts when the drain ends.
 ///
 ///     kysera::infra::shutdown::graceful_shutdown(pool, {.timeout = 10s,
 ///                                                       .on_shutdown = [&] { monitor.stop(); }});
@@ -181,7 +214,9 @@ template <database Db>
 void graceful_shutdown(Db& db, shutdown_options options = {}) {
   using clock = std::chrono::steady_clock;
   detail::validate_timeout(options.timeout, "shutdown_options.timeout");
+  detail::validate_drain(options.drain, "shutdown_options.drain");
   logger& log = infra::detail::resolve(options.logger);
+  detail::run_drain(options.on_drain, options.drain, log);
   const std::string timeout_text = std::to_string(options.timeout.count()) + " ms";
   const auto start = clock::now();
   // Saturating: a timeout too large for the clock means no deadline, not one in the past.

@@ -62,8 +62,12 @@ struct register_shutdown_options {
   /// allowed: SIGKILL and SIGSTOP (they cannot be caught) and the program-error signals SIGSEGV,
   /// SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT (a handler that returns cannot help).
   std::vector<int> signals{SIGTERM, SIGINT};
+  /// As in `shutdown_options`: the wait after `on_drain`, before `on_shutdown` (>= 0).
+  std::chrono::milliseconds drain{0};
+  /// As in `shutdown_options`: called first, at once (turn readiness off here).
+  std::function<void()> on_drain{};
 
-  operator shutdown_options() const { return shutdown_options{timeout, on_shutdown, logger}; }
+  operator shutdown_options() const { return shutdown_options{timeout, on_shutdown, logger, drain, on_drain}; }
 };
 
 namespace detail {
@@ -497,8 +501,13 @@ std::shared_ptr<shutdown_state> make_shutdown_state(Db& db, register_shutdown_op
   validate_timeout(options.timeout, "register_shutdown_options.timeout");
   auto signals = validate_signals(options.signals);
   logger& log = infra::detail::resolve(options.logger);
-  const auto timeout = options.timeout;
-  shutdown_options graceful{options.timeout, std::move(options.on_shutdown), options.logger};
+  validate_drain(options.drain, "register_shutdown_options.drain");
+  // The exit watchdog of a signal-driven shutdown allows for the drain too (saturating).
+  const auto timeout = options.drain > std::chrono::milliseconds::max() - options.timeout
+                           ? std::chrono::milliseconds::max()
+                           : options.timeout + options.drain;
+  shutdown_options graceful{options.timeout, std::move(options.on_shutdown), options.logger, options.drain,
+                            std::move(options.on_drain)};
   return std::make_shared<shutdown_state>([&db, graceful] { graceful_shutdown(db, graceful); }, log,
                                           timeout, std::move(signals));
 }
