@@ -2,6 +2,7 @@
 // fixture. Faults are real: KILL, server stop/restart/pause, InnoDB deadlocks and lock waits.
 
 #include "support/catch.hpp"
+#include "support/eventually.hpp"
 
 // Only in builds that have the MySQL adapter (kysera::infra-mysql linked).
 #if defined(KYSERA_INFRA_HAS_MYSQL)
@@ -63,12 +64,7 @@ std::unique_ptr<my::connection> open(my::connection_options o = {}) {
 /// Polls `pred` every `every` until it holds or `limit` passes; returns whether it held.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 15s,
                 std::chrono::milliseconds every = 10ms) {
-  auto deadline = steady::now() + limit;
-  while (!pred()) {
-    if (steady::now() > deadline) return false;
-    std::this_thread::sleep_for(every);
-  }
-  return true;
+  return kysera::test::eventually(pred, limit, every);
 }
 
 /// True while session `id` is executing a statement that starts with `prefix`.

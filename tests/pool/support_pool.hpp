@@ -2,6 +2,7 @@
 // Test helpers for the pool: a fake connection with per-connection counters and scriptable
 // failures, and the backend that makes them (the pool's factory). Thread-safe.
 
+#include "support/eventually.hpp"
 #include <kysera/infra/database.hpp>
 #include <kysera/infra/error.hpp>
 #include <kysera/infra/pool.hpp>
@@ -193,15 +194,11 @@ class fake_backend : public std::enable_shared_from_this<fake_backend> {
   int refused_ = 0;
 };
 
-/// Polls `pred` until it holds or `limit` (real time) passes; returns whether it held.
+/// Polls `pred` without pausing (the pool's hand-offs take microseconds) until it holds or
+/// `limit` (real time) passes; returns whether it held.
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
+  return kysera::test::eventually(pred, limit, std::chrono::milliseconds(0));
 }
 
 /// Checks that `pred` keeps holding for `span` of real time (for "still waiting" checks).

@@ -6,10 +6,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 
+#include "../detail/format.hpp"
 #include "../logger.hpp"
 
 namespace kysera::infra::pool {
@@ -108,11 +108,7 @@ inline void validate(const pool_options& o) {
 }
 
 /// `ms` with two decimals, as the pool's messages print durations.
-inline std::string format_ms(double ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", ms);
-  return buf;
-}
+inline std::string format_ms(double ms) { return infra::detail::format_fixed2(ms); }
 
 }  // namespace detail
 }  // namespace kysera::infra::pool

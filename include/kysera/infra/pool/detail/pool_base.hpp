@@ -29,7 +29,7 @@ namespace kysera::infra::pool::detail {
 
 /// True for a `database_error` in our category whose code means the session is unusable.
 inline bool is_broken_connection(const std::system_error& e) noexcept {
-  return e.code().category() == infra::error_category() &&
+  return infra::is_infra_error(e.code()) &&
          infra::is_connection_error(static_cast<infra::errc>(e.code().value()));
 }
 
