@@ -63,6 +63,14 @@ struct circuit_breaker_state {
   std::optional<std::chrono::system_clock::time_point> last_failure_time{};
 };
 
+/// A value type: calls a breaker has seen since it was made, as resilience4j counts them.
+struct circuit_breaker_calls {
+  std::uint64_t successful = 0;     ///< admitted calls that returned
+  std::uint64_t failed = 0;         ///< admitted calls that threw
+  std::uint64_t not_permitted = 0;  ///< calls rejected with `circuit_breaker_error`
+  friend bool operator==(const circuit_breaker_calls&, const circuit_breaker_calls&) = default;
+};
+
 /// Immutable, safe to share between threads. Thrown instead of running the call when the
 /// circuit is open or a probe is running. `code() == errc::circuit_open`.
 ///
@@ -221,6 +229,12 @@ class basic_circuit_breaker {
     return word::state(word_.load(std::memory_order_acquire)) == circuit_state::closed;
   }
 
+  /// The call counters (relaxed: each exact once the breaker is quiet). Never reset.
+  circuit_breaker_calls get_calls() const noexcept {
+    return {successful_.load(std::memory_order_relaxed), failed_.load(std::memory_order_relaxed),
+            not_permitted_.load(std::memory_order_relaxed)};
+  }
+
  private:
   /// Records the outcome of one admitted call when it ends.
   class outcome {
@@ -230,10 +244,14 @@ class basic_circuit_breaker {
     outcome(const outcome&) = delete;
     outcome& operator=(const outcome&) = delete;
     ~outcome() {
-      if (!done_) breaker_.on_success(ticket_);
+      if (!done_) {
+        breaker_.successful_.fetch_add(1, std::memory_order_relaxed);
+        breaker_.on_success(ticket_);
+      }
     }
     void failed() noexcept {
       done_ = true;
+      breaker_.failed_.fetch_add(1, std::memory_order_relaxed);
       breaker_.on_failure(ticket_);
     }
 
@@ -277,6 +295,7 @@ class basic_circuit_breaker {
   }
 
   [[noreturn]] void reject(circuit_state s) const {
+    not_permitted_.fetch_add(1, std::memory_order_relaxed);
     std::chrono::milliseconds after{0};
     if (s == circuit_state::open) {
       after = infra::detail::saturating_ceil<std::chrono::milliseconds>(open_remaining());
@@ -386,6 +405,11 @@ class basic_circuit_breaker {
 
   alignas(64) std::atomic<std::uint64_t> word_{static_cast<std::uint64_t>(circuit_state::closed)};
   std::atomic<typename Clock::rep> opened_at_{0};  // Clock ticks since epoch at the last opening
+
+  // On their own line: every call writes one of them, while word_ is mostly read.
+  alignas(64) std::atomic<std::uint64_t> successful_{0};
+  std::atomic<std::uint64_t> failed_{0};
+  mutable std::atomic<std::uint64_t> not_permitted_{0};
 
   const int threshold_;
   const typename Clock::duration reset_time_;
