@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "registry.hpp"
 #include "visitor.hpp"
@@ -31,19 +32,15 @@ constexpr std::string_view content_type(exposition_format f) noexcept {
 
 namespace detail {
 
-/// `name` with every character outside [a-zA-Z0-9_:] replaced by '_' (and '_' before a leading
-/// digit); `allow_colon` false for label names.
-inline std::string prometheus_name(std::string_view name, bool allow_colon = true) {
-  std::string out;
-  out.reserve(name.size() + 1);
-  if (!name.empty() && name.front() >= '0' && name.front() <= '9') out += '_';
+/// Appends `name` with every character outside [a-zA-Z0-9_:] replaced by '_' (and '_' before a
+/// leading digit, or for an empty name); `allow_colon` false for label names.
+inline void append_name(std::string& out, std::string_view name, bool allow_colon = true) {
+  if (name.empty() || (name.front() >= '0' && name.front() <= '9')) out += '_';
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
                     (allow_colon && c == ':');
     out += ok ? c : '_';
   }
-  if (out.empty()) out = "_";
-  return out;
 }
 
 /// The Prometheus unit word for a UCUM unit, or empty (no suffix).
@@ -63,7 +60,8 @@ inline bool ends_with(std::string_view s, std::string_view suffix) noexcept {
 
 /// The family name: sanitised, with the unit suffix, without a trailing `_total`.
 inline std::string family_name(const descriptor& d) {
-  std::string n = prometheus_name(d.name);
+  std::string n;
+  append_name(n, d.name);
   if (ends_with(n, "_total")) n.resize(n.size() - 6);
   const auto word = unit_word(d.unit);
   if (!word.empty() && !ends_with(n, "_" + std::string(word))) {
@@ -84,6 +82,12 @@ inline void append_number(std::string& out, double v, bool integral_dot = false)
     return;
   }
   char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {  // integral: the cheap conversion, same text
+    const auto r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v));
+    out.append(buf, r.ptr);
+    if (integral_dot) out += ".0";
+    return;
+  }
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
   const std::string_view s(buf, static_cast<std::size_t>(r.ptr - buf));
   out += s;
@@ -121,34 +125,39 @@ class prometheus_writer final : public visitor {
       : out_(out), format_(format) {}
 
   void on_gauge(const descriptor& d, std::span<const attribute> a, double value) override {
-    const std::string family = header(d, "gauge", false);
-    sample(family, "", a, {}, value);
+    header(d, "gauge", false);
+    render_labels(a);
+    sample("", {}, value);
   }
 
   void on_counter(const descriptor& d, std::span<const attribute> a, double value, time_point created) override {
-    const std::string family = header(d, "counter", true);
-    sample(family, "_total", a, {}, value);
-    if (om()) sample(family, "_created", a, {}, seconds(created));
+    header(d, "counter", true);
+    render_labels(a);
+    sample("_total", {}, value);
+    if (om()) sample("_created", {}, seconds(created));
   }
 
   void on_histogram(const descriptor& d, std::span<const attribute> a, const histogram_snapshot& h,
                     time_point created) override {
-    const std::string family = header(d, "histogram", false);
+    header(d, "histogram", false);
+    render_labels(a);
+    if (h.bounds != bounds_) {  // series of one family usually share their bounds
+      bounds_ = h.bounds;
+      le_.clear();
+      for (double b : bounds_) {
+        le_.emplace_back();
+        detail::append_number(le_.back(), b, true);
+      }
+      le_.emplace_back("+Inf");
+    }
     std::uint64_t cumulative = 0;
-    std::string le;
     for (std::size_t i = 0; i <= h.bounds.size(); ++i) {
       cumulative += i < h.counts.size() ? h.counts[i] : 0;
-      le.clear();
-      if (i < h.bounds.size()) {
-        detail::append_number(le, h.bounds[i], true);
-      } else {
-        le = "+Inf";
-      }
-      sample(family, "_bucket", a, le, static_cast<double>(cumulative));
+      sample("_bucket", le_[i], static_cast<double>(cumulative));
     }
-    sample(family, "_sum", a, {}, h.sum);
-    sample(family, "_count", a, {}, static_cast<double>(cumulative));
-    if (om()) sample(family, "_created", a, {}, seconds(created));
+    sample("_sum", {}, h.sum);
+    sample("_count", {}, static_cast<double>(cumulative));
+    if (om()) sample("_created", {}, seconds(created));
   }
 
   /// Ends the exposition: `# EOF` for OpenMetrics, nothing for the text format.
@@ -163,13 +172,16 @@ class prometheus_writer final : public visitor {
     return std::chrono::duration<double>(t.time_since_epoch()).count();
   }
 
-  /// Writes HELP/TYPE (and UNIT) when a new family starts; returns the family name.
-  std::string header(const descriptor& d, std::string_view type, bool counter) {
+  /// Writes HELP/TYPE (and UNIT) when a new family starts; `family_` is its name.
+  void header(const descriptor& d, std::string_view type, bool counter) {
+    if (d.name == last_name_ && d.unit == last_unit_) return;
+    last_name_.assign(d.name);
+    last_unit_.assign(d.unit);
     std::string family = detail::family_name(d);
-    if (family == last_) return family;
-    last_ = family;
+    if (family == family_) return;  // another spelling of the same family
+    family_ = std::move(family);
     // The text format names a counter's metadata after its sample (`x_total`).
-    const std::string meta = counter && !om() ? family + "_total" : family;
+    const std::string meta = counter && !om() ? family_ + "_total" : family_;
     out_ += "# HELP ";
     out_ += meta;
     out_ += ' ';
@@ -182,31 +194,33 @@ class prometheus_writer final : public visitor {
     const auto word = detail::unit_word(d.unit);
     if (om() && !word.empty()) {
       out_ += "# UNIT ";
-      out_ += family;
+      out_ += family_;
       out_ += ' ';
       out_ += word;
       out_ += '\n';
     }
-    return family;
   }
 
-  void sample(const std::string& family, std::string_view suffix, std::span<const attribute> a,
-              std::string_view le, double value) {
-    out_ += family;
+  /// The series' labels, escaped once for all its samples: `k="v",...` without braces.
+  void render_labels(std::span<const attribute> a) {
+    labels_.clear();
+    for (const auto& [key, val] : a) {
+      if (!labels_.empty()) labels_ += ',';
+      detail::append_name(labels_, key, false);
+      labels_ += "=\"";
+      detail::append_escaped(labels_, val, true);
+      labels_ += '"';
+    }
+  }
+
+  void sample(std::string_view suffix, std::string_view le, double value) {
+    out_ += family_;
     out_ += suffix;
-    if (!a.empty() || !le.empty()) {
+    if (!labels_.empty() || !le.empty()) {
       out_ += '{';
-      bool first = true;
-      for (const auto& [key, val] : a) {
-        if (!first) out_ += ',';
-        first = false;
-        out_ += detail::prometheus_name(key, false);
-        out_ += "=\"";
-        detail::append_escaped(out_, val, true);
-        out_ += '"';
-      }
+      out_ += labels_;
       if (!le.empty()) {
-        if (!first) out_ += ',';
+        if (!labels_.empty()) out_ += ',';
         out_ += "le=\"";
         out_ += le;
         out_ += '"';
@@ -220,7 +234,11 @@ class prometheus_writer final : public visitor {
 
   std::string& out_;
   exposition_format format_;
-  std::string last_;
+  std::string last_name_, last_unit_, family_;  // the family being written
+  std::string labels_;                          // scratch, reused
+  std::vector<double> bounds_;                  // the bounds `le_` renders
+  std::vector<std::string> le_;
+
 };
 
 /// One scrape of `reg` in `format`.
