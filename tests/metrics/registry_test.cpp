@@ -4,6 +4,8 @@
 
 #include <map>
 #include <set>
+#include <atomic>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -181,4 +183,32 @@ TEST_CASE("instrument passes results and errors through unchanged", "[metrics]")
   CHECK(t.histograms.at("db.client.operation.duration{db.system.name=sqlite,db.operation.name=SELECT,error.type=timeout,}").count == 1);
   CHECK(t.histograms.at("db.client.operation.duration{db.system.name=sqlite,db.operation.name=SELECT,error.type=_OTHER,}").count == 1);
   CHECK_THROWS_AS(km::instrument(db, std::shared_ptr<km::operation_duration>{}), std::invalid_argument);
+}
+
+TEST_CASE("scrapes run concurrently with pools registering, deregistering and being destroyed", "[metrics]") {
+  km::registry reg;
+  std::atomic<bool> stop{false};
+  std::atomic<int> scrapes{0};
+  std::atomic<int> wrong{0};  // Catch2 assertions are for the test's own thread
+  std::thread scraper([&] {
+    while (!stop.load()) {
+      table t;
+      reg.collect(t);
+      for (const auto& [key, value] : t.values) {
+        if (key.rfind("db.client.connection.max{", 0) != 0) continue;
+        if (value != 2) wrong.fetch_add(1);  // a destroyed pool's bytes would show here
+      }
+      scrapes.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 200 || scrapes.load() < 20; ++i) {
+    auto pool = make_pool(2);
+    auto r = reg.add_pool("p" + std::to_string(i % 3), *pool);
+    auto lease = pool->acquire();
+  }  // each round: the lease, then the registration, then the pool goes
+  stop = true;
+  scraper.join();
+  CHECK(wrong.load() == 0);
+  CHECK(scrapes.load() >= 20);
+  CHECK(reg.size() == 0);
 }
