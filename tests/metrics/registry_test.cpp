@@ -212,3 +212,43 @@ TEST_CASE("scrapes run concurrently with pools registering, deregistering and be
   CHECK(scrapes.load() >= 20);
   CHECK(reg.size() == 0);
 }
+
+TEST_CASE("a monitor's status follows its last check, all 0 before the first", "[metrics][health]") {
+  kysera::test::fake_database db;
+  infra::health::health_monitor_options o;
+  o.logger = &infra::silent_logger();
+  infra::health::health_monitor<kysera::test::fake_database> monitor(db, o);
+  km::registry reg;
+  auto r = reg.add_health_monitor("primary", monitor);
+  auto status = [&](const char* s) {
+    table t;
+    reg.collect(t);
+    return t.values.at(std::string("kysera.health.status{name=primary,status=") + s + ",}");
+  };
+  CHECK(status("healthy") + status("degraded") + status("unhealthy") == 0);
+  db.fail_always(infra::errc::connection_refused);
+  CHECK(monitor.check_now().status == infra::health::health_status::unhealthy);
+  CHECK(status("unhealthy") == 1);
+  CHECK(status("healthy") == 0);
+  db.clear_failures();
+  (void)monitor.check_now();
+  CHECK(status("healthy") == 1);
+  CHECK(status("unhealthy") == 0);
+}
+
+TEST_CASE("the breaker state series follow the breaker", "[metrics][resilience]") {
+  infra::resilience::circuit_breaker b(1, std::chrono::hours(1));
+  km::registry reg;
+  auto r = reg.add_circuit_breaker("b", b);
+  auto state = [&](const char* s) {
+    table t;
+    reg.collect(t);
+    return t.values.at(std::string("kysera.circuit_breaker.state{name=b,state=") + s + ",}");
+  };
+  CHECK(state("closed") == 1);
+  b.force_open();
+  CHECK(state("open") == 1);
+  CHECK(state("closed") == 0);
+  b.reset();
+  CHECK(state("closed") == 1);
+}
