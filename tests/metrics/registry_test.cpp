@@ -47,6 +47,13 @@ struct table : km::visitor {
   }
 };
 
+/// The value of one gauge or counter series in a fresh collection.
+double collected(const km::registry& reg, const std::string& key) {
+  table t;
+  reg.collect(t);
+  return t.values.at(key);
+}
+
 }  // namespace
 
 TEST_CASE("pool gauges equal get_metrics() and get_statistics() at collection time", "[metrics]") {
@@ -221,9 +228,7 @@ TEST_CASE("a monitor's status follows its last check, all 0 before the first", "
   km::registry reg;
   auto r = reg.add_health_monitor("primary", monitor);
   auto status = [&](const char* s) {
-    table t;
-    reg.collect(t);
-    return t.values.at(std::string("kysera.health.status{name=primary,status=") + s + ",}");
+    return collected(reg, std::string("kysera.health.status{name=primary,status=") + s + ",}");
   };
   CHECK(status("healthy") + status("degraded") + status("unhealthy") == 0);
   db.fail_always(infra::errc::connection_refused);
@@ -241,9 +246,7 @@ TEST_CASE("the breaker state series follow the breaker", "[metrics][resilience]"
   km::registry reg;
   auto r = reg.add_circuit_breaker("b", b);
   auto state = [&](const char* s) {
-    table t;
-    reg.collect(t);
-    return t.values.at(std::string("kysera.circuit_breaker.state{name=b,state=") + s + ",}");
+    return collected(reg, std::string("kysera.circuit_breaker.state{name=b,state=") + s + ",}");
   };
   CHECK(state("closed") == 1);
   b.force_open();

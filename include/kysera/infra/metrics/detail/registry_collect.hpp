@@ -3,6 +3,7 @@
 /// `registry::collect`: the families a registry reports, in order. Included by registry.hpp.
 
 #include <array>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -33,31 +34,23 @@ inline void registry::collect(visitor& v) const {
       v.on_gauge(d, used, static_cast<double>(r.metrics.active));
     }
   }
-  {
-    static constexpr descriptor d{"db.client.connection.max", "{connection}",
-                                  "The maximum number of open connections allowed."};
+  // One gauge per pool; `value` returns nothing for pools that cannot tell.
+  auto per_pool = [&](const descriptor& d, auto value) {
     for (const auto& [s, r] : pools) {
+      const std::optional<std::size_t> x = value(r);
+      if (!x) continue;
       const std::array<attribute, 1> a{{{pool_key, s->name}}};
-      v.on_gauge(d, a, static_cast<double>(r.metrics.max));
+      v.on_gauge(d, a, static_cast<double>(*x));
     }
-  }
-  {
-    static constexpr descriptor d{"db.client.connection.idle.min", "{connection}",
-                                  "The minimum number of idle open connections allowed."};
-    for (const auto& [s, r] : pools) {
-      if (!r.min_idle) continue;
-      const std::array<attribute, 1> a{{{pool_key, s->name}}};
-      v.on_gauge(d, a, static_cast<double>(*r.min_idle));
-    }
-  }
-  {
-    static constexpr descriptor d{"db.client.connection.pending_requests", "{request}",
-                                  "The number of current pending requests for an open connection."};
-    for (const auto& [s, r] : pools) {
-      const std::array<attribute, 1> a{{{pool_key, s->name}}};
-      v.on_gauge(d, a, static_cast<double>(r.metrics.waiting));
-    }
-  }
+  };
+  using reading = detail::pool_reading;
+  per_pool({"db.client.connection.max", "{connection}", "The maximum number of open connections allowed."},
+           [](const reading& r) { return std::optional<std::size_t>(r.metrics.max); });
+  per_pool({"db.client.connection.idle.min", "{connection}", "The minimum number of idle open connections allowed."},
+           [](const reading& r) { return r.min_idle; });
+  per_pool({"db.client.connection.pending_requests", "{request}",
+            "The number of current pending requests for an open connection."},
+           [](const reading& r) { return std::optional<std::size_t>(r.metrics.waiting); });
   {
     static constexpr descriptor d{"db.client.connection.timeouts", "{timeout}",
                                   "The number of connection timeouts that have occurred trying to obtain a connection from the pool."};
