@@ -255,3 +255,40 @@ TEST_CASE("the breaker state series follow the breaker", "[metrics][resilience]"
   b.reset();
   CHECK(state("closed") == 1);
 }
+
+namespace {
+/// A database whose transaction runs `fn` on itself between BEGIN and COMMIT.
+struct tx_database {
+  kysera::test::fake_database inner;
+  void execute(std::string_view sql) { inner.execute(sql); }
+  void close() { inner.close(); }
+  template <class F>
+  auto transaction(F&& fn) -> decltype(fn(*this)) {
+    inner.execute("BEGIN");
+    struct commit {
+      kysera::test::fake_database& db;
+      ~commit() { db.execute("COMMIT"); }
+    } c{inner};
+    return fn(*this);
+  }
+};
+}  // namespace
+
+TEST_CASE("statements inside an instrumented transaction are recorded one by one", "[metrics]") {
+  tx_database db;
+  auto family = std::make_shared<km::operation_duration>(km::operation_attributes{km::db_system::mysql, "shop"});
+  auto idb = km::instrument(db, family);
+  static_assert(infra::database_with_transaction<decltype(idb)>);
+  const int n = idb.transaction([](auto& tx) {
+    tx.execute("INSERT INTO orders VALUES (1)");
+    tx.execute("UPDATE stock SET n = n - 1");
+    return 2;
+  });
+  CHECK(n == 2);
+  table t;
+  family->collect(t);
+  const std::string base = "db.client.operation.duration{db.system.name=mysql,db.namespace=shop,db.operation.name=";
+  CHECK(t.histograms.at(base + "INSERT,}").count == 1);
+  CHECK(t.histograms.at(base + "UPDATE,}").count == 1);
+  CHECK(t.histograms.size() == 2);  // BEGIN and COMMIT are the session's own
+}

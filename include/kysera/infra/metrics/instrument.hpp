@@ -3,7 +3,9 @@
 /// `instrument(db, ...)`: a database wrapper that records `db.client.operation.duration`.
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <type_traits>
 #include <string_view>
 #include <utility>
 
@@ -13,11 +15,76 @@
 
 namespace kysera::infra::metrics {
 
+namespace detail {
+
+/// Runs `run()` (one statement, `sql`) and records its duration in `family`: success when it
+/// returns, the error index of what it throws otherwise (rethrown unchanged).
+template <class Run>
+decltype(auto) timed_statement(operation_duration& family, std::string_view sql, Run&& run) {
+  struct timer {
+    operation_duration& family;
+    std::string_view sql;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    bool failed = false;
+    timer(operation_duration& f, std::string_view s) noexcept : family(f), sql(s) {}
+    timer(const timer&) = delete;
+    timer& operator=(const timer&) = delete;
+    ~timer() {
+      if (!failed) family.record(sql, std::chrono::steady_clock::now() - start, 0);
+    }
+  } t{family, sql};
+  try {
+    return run();
+  } catch (...) {
+    t.failed = true;
+    family.record(sql, std::chrono::steady_clock::now() - t.start, current_error_index());
+    throw;
+  }
+}
+
+}  // namespace detail
+
+/// Not thread-safe beyond the session itself (a transaction's session belongs to one call).
+/// What `instrumented::transaction` hands `fn`: the session, with `execute` recorded like the
+/// wrapper's own; `ping` and `server_version` forwarded; `underlying()` and `->` reach the rest.
+template <class Session>
+class instrumented_session {
+ public:
+  using underlying_type = Session;
+
+  instrumented_session(Session& session, operation_duration& family) noexcept : session_(session), family_(family) {}
+  instrumented_session(const instrumented_session&) = delete;
+  instrumented_session& operator=(const instrumented_session&) = delete;
+
+  decltype(auto) execute(std::string_view sql) {
+    return detail::timed_statement(family_, sql, [&]() -> decltype(auto) { return session_.execute(sql); });
+  }
+  template <class S = Session>
+    requires requires(S& s) { s.ping(); }
+  decltype(auto) ping() {
+    return session_.ping();
+  }
+  template <class S = Session>
+    requires requires(S& s) { s.server_version(); }
+  decltype(auto) server_version() {
+    return session_.server_version();
+  }
+
+  Session& underlying() const noexcept { return session_; }
+  Session* operator->() const noexcept { return std::addressof(session_); }
+
+ private:
+  Session& session_;
+  operation_duration& family_;
+};
+
 /// Thread-safe as far as `Db` is (recording is lock-free). Models `database`: `execute` runs the
 /// statement on the wrapped database and records its duration in seconds with the statement's
 /// first keyword as `db.operation.name`, plus `error.type` (the `errc` name, `_OTHER` for other
-/// exceptions) when it throws; the exception propagates unchanged. `ping`, `cancel`,
-/// `server_version` and `transaction` are passed through unrecorded where `Db` has them.
+/// exceptions) when it throws; the exception propagates unchanged. `transaction(fn)` hands `fn`
+/// an `instrumented_session`, so the statements inside are recorded one by one (BEGIN and COMMIT
+/// are the session's own and are not). `ping`, `cancel` and `server_version` are passed through
+/// unrecorded where `Db` has them.
 /// Holds a reference: `db` must outlive the wrapper.
 template <database Db>
 class instrumented {
@@ -26,14 +93,7 @@ class instrumented {
       : db_(&db), family_(std::move(family)) {}
 
   decltype(auto) execute(std::string_view sql) {
-    timer t{family_.get(), sql, std::chrono::steady_clock::now()};
-    try {
-      return db_->execute(sql);
-    } catch (...) {
-      t.failed = true;
-      family_->record(sql, std::chrono::steady_clock::now() - t.start, detail::current_error_index());
-      throw;
-    }
+    return detail::timed_statement(*family_, sql, [&]() -> decltype(auto) { return db_->execute(sql); });
   }
 
   void close() { db_->close(); }
@@ -56,27 +116,16 @@ class instrumented {
   template <class F>
     requires database_with_transaction<Db>
   decltype(auto) transaction(F&& fn) {
-    return db_->transaction(std::forward<F>(fn));
+    return db_->transaction([&](auto& session) -> decltype(auto) {
+      instrumented_session<std::remove_reference_t<decltype(session)>> recorded(session, *family_);
+      return std::invoke(fn, recorded);
+    });
   }
 
   Db& underlying() const noexcept { return *db_; }
   const std::shared_ptr<operation_duration>& family() const noexcept { return family_; }
 
  private:
-  struct timer {
-    operation_duration* family;
-    std::string_view sql;
-    std::chrono::steady_clock::time_point start;
-    bool failed = false;
-    timer(operation_duration* f, std::string_view s, std::chrono::steady_clock::time_point t) noexcept
-        : family(f), sql(s), start(t) {}
-    timer(const timer&) = delete;
-    timer& operator=(const timer&) = delete;
-    ~timer() {
-      if (!failed) family->record(sql, std::chrono::steady_clock::now() - start, 0);
-    }
-  };
-
   Db* db_;
   std::shared_ptr<operation_duration> family_;
 };
