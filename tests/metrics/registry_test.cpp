@@ -292,3 +292,25 @@ TEST_CASE("statements inside an instrumented transaction are recorded one by one
   CHECK(t.histograms.at(base + "UPDATE,}").count == 1);
   CHECK(t.histograms.size() == 2);  // BEGIN and COMMIT are the session's own
 }
+
+TEST_CASE("objects registered by shared_ptr are read while they live and forgotten after", "[metrics]") {
+  km::registry reg;
+  std::shared_ptr<kysera::test::metrics_support::fake_pool> pool = make_pool(3);
+  auto breaker = std::make_shared<infra::resilience::circuit_breaker>();
+  reg.add_pool("weak", pool);
+  reg.add_circuit_breaker("weak", breaker);
+  CHECK_THROWS_AS(reg.add_pool("weak", pool), std::invalid_argument);
+  const std::shared_ptr<kysera::test::metrics_support::fake_pool> none;
+  CHECK_THROWS_AS(reg.add_pool("null", none), std::invalid_argument);
+  CHECK(collected(reg, "db.client.connection.max{db.client.connection.pool.name=weak,}") == 3);
+  CHECK(collected(reg, "kysera.circuit_breaker.state{name=weak,state=closed,}") == 1);
+  pool.reset();
+  breaker.reset();
+  table t;
+  reg.collect(t);
+  CHECK(t.values.empty());
+  CHECK(reg.size() == 0);
+  auto again = make_pool(1);
+  auto r = reg.add_pool("weak", *again);  // the name is free again
+  CHECK(r.active());
+}

@@ -52,6 +52,14 @@ struct source {
   time_point created{};
   const void* object = nullptr;
   std::shared_ptr<const void> owned;  // set when the registry keeps a copy (a metrics_pool handle)
+  std::weak_ptr<const void> weak;     // set for objects registered by shared_ptr
+  bool weakly_held = false;
+
+  /// The object, kept alive for the caller's read; null when a weakly held one is gone.
+  std::shared_ptr<const void> pin() const noexcept {
+    if (weakly_held) return weak.lock();
+    return std::shared_ptr<const void>(std::shared_ptr<const void>(), object);  // not owning
+  }
   pool_reading (*read_pool)(const void*) = nullptr;
   breaker_reading (*read_breaker)(const void*) = nullptr;
   int (*read_monitor)(const void*) = nullptr;  // -1: no check yet, else 0 healthy .. 2 unhealthy
@@ -66,6 +74,11 @@ struct registry_state {
   std::vector<source> sources;  // guarded by mutex
   std::map<std::string, std::shared_ptr<operation_duration>> durations;  // guarded by mutex
   std::uint64_t next_id = 1;  // guarded by mutex
+
+  /// Forgets weakly held objects that are gone.
+  void prune_locked() noexcept {
+    std::erase_if(sources, [](const source& s) { return s.weakly_held && s.weak.expired(); });
+  }
 
   void remove(std::uint64_t id) noexcept {
     std::lock_guard lock(mutex);
@@ -140,7 +153,35 @@ class registry {
       { p.get_metrics() } -> std::same_as<pool::pool_metrics>;
     }
   registration add_pool(std::string name, const P& pool) {
-    detail::source s = make(detail::source_kind::pool, std::move(name), &pool);
+    return add(pool_source(std::move(name), &pool));
+  }
+
+  /// Weak registrations: the registry holds a `weak_ptr` and reads the object while it lives;
+  /// once the last `shared_ptr` is gone the series disappear and the name is free again. Nothing
+  /// to keep, nothing to deregister (the object's end is the deregistration).
+  template <class P>
+    requires requires(const P& p) {
+      { p.get_metrics() } -> std::same_as<pool::pool_metrics>;
+    }
+  void add_pool(std::string name, const std::shared_ptr<P>& pool) {
+    add_weak(pool_source(std::move(name), pool.get()), pool);
+  }
+  template <class B>
+    requires requires(const B& b) {
+      { b.get_state().state } -> std::convertible_to<resilience::circuit_state>;
+    }
+  void add_circuit_breaker(std::string name, const std::shared_ptr<B>& breaker) {
+    add_weak(breaker_source(std::move(name), breaker.get()), breaker);
+  }
+  template <class M>
+  void add_health_monitor(std::string name, const std::shared_ptr<M>& monitor) {
+    add_weak(monitor_source(std::move(name), monitor.get()), monitor);
+  }
+
+ private:
+  template <class P>
+  detail::source pool_source(std::string name, const P* pool) const {
+    detail::source s = make(detail::source_kind::pool, std::move(name), pool);
     s.read_pool = [](const void* o) {
       const P& p = *static_cast<const P*>(o);
       detail::pool_reading r{p.get_metrics(), std::nullopt, std::nullopt};
@@ -148,8 +189,38 @@ class registry {
       if constexpr (requires { p.get_statistics().timed_out; }) r.timeouts = p.get_statistics().timed_out;
       return r;
     };
-    return add(std::move(s));
+    return s;
   }
+
+  template <class B>
+  detail::source breaker_source(std::string name, const B* breaker) const {
+    detail::source s = make(detail::source_kind::breaker, std::move(name), breaker);
+    s.read_breaker = [](const void* o) {
+      const B& b = *static_cast<const B*>(o);
+      return detail::breaker_reading{b.get_state().state, b.get_calls()};
+    };
+    return s;
+  }
+
+  template <class M>
+  detail::source monitor_source(std::string name, const M* monitor) const {
+    detail::source s = make(detail::source_kind::monitor, std::move(name), monitor);
+    s.read_monitor = [](const void* o) {
+      const auto last = static_cast<const M*>(o)->get_last_check();
+      return last ? detail::status_index(to_string(last->status)) : -1;
+    };
+    return s;
+  }
+
+  template <class T>
+  void add_weak(detail::source s, const std::shared_ptr<T>& object) {
+    if (!object) throw std::invalid_argument("metrics registry: a null shared_ptr for '" + s.name + "'");
+    s.weak = std::shared_ptr<const void>(object);
+    s.weakly_held = true;
+    (void)insert(std::move(s));  // no registration: the object's end removes it
+  }
+
+ public:
 
   /// A `metrics_pool` handle, kept by copy (the pool it watches must outlive the registration).
   registration add_pool(std::string name, pool::metrics_pool handle) {
@@ -178,12 +249,7 @@ class registry {
       { b.get_calls() } -> std::same_as<resilience::circuit_breaker_calls>;
     }
   registration add_circuit_breaker(std::string name, const B& breaker) {
-    detail::source s = make(detail::source_kind::breaker, std::move(name), &breaker);
-    s.read_breaker = [](const void* o) {
-      const B& b = *static_cast<const B*>(o);
-      return detail::breaker_reading{b.get_state().state, b.get_calls()};
-    };
-    return add(std::move(s));
+    return add(breaker_source(std::move(name), &breaker));
   }
 
   /// Counters that retries fill through `retry_options::counters`.
@@ -198,12 +264,7 @@ class registry {
       { to_string(m.get_last_check()->status) } -> std::convertible_to<std::string_view>;
     }
   registration add_health_monitor(std::string name, const M& monitor) {
-    detail::source s = make(detail::source_kind::monitor, std::move(name), &monitor);
-    s.read_monitor = [](const void* o) {
-      const auto last = static_cast<const M*>(o)->get_last_check();
-      return last ? detail::status_index(to_string(last->status)) : -1;
-    };
-    return add(std::move(s));
+    return add(monitor_source(std::move(name), &monitor));
   }
 
   /// A histogram of the user's, exported under `name` (OpenTelemetry style, dots allowed) with
@@ -264,8 +325,12 @@ class registry {
     return s;
   }
 
-  registration add(detail::source s) {
+  registration add(detail::source s) { return registration(state_, insert(std::move(s))); }
+
+  /// Adds `s` under a fresh id (forgetting weakly held objects that are gone first).
+  std::uint64_t insert(detail::source s) {
     std::lock_guard lock(state_->mutex);
+    state_->prune_locked();
     for (const auto& o : state_->sources) {
       if (o.kind == s.kind && o.name == s.name) {
         throw std::invalid_argument("metrics registry: the name '" + s.name + "' is registered already");
@@ -274,7 +339,7 @@ class registry {
     s.id = state_->next_id++;
     const auto id = s.id;
     state_->sources.push_back(std::move(s));
-    return registration(state_, id);
+    return id;
   }
 
   std::shared_ptr<detail::registry_state> state_;

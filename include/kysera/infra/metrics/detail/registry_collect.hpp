@@ -16,12 +16,14 @@ inline void registry::collect(visitor& v) const {
   using detail::source;
   using detail::source_kind;
   std::lock_guard lock(state_->mutex);
+  state_->prune_locked();
   const auto& all = state_->sources;
 
   // Each pool is read once, so its series agree with each other.
   std::vector<std::pair<const source*, detail::pool_reading>> pools;
   for (const auto& s : all) {
-    if (s.kind == source_kind::pool) pools.emplace_back(&s, s.read_pool(s.object));
+    if (s.kind != source_kind::pool) continue;
+    if (const auto object = s.pin()) pools.emplace_back(&s, s.read_pool(object.get()));
   }
   constexpr std::string_view pool_key = "db.client.connection.pool.name";
   {
@@ -79,7 +81,8 @@ inline void registry::collect(visitor& v) const {
 
   std::vector<std::pair<const source*, detail::breaker_reading>> breakers;
   for (const auto& s : all) {
-    if (s.kind == source_kind::breaker) breakers.emplace_back(&s, s.read_breaker(s.object));
+    if (s.kind != source_kind::breaker) continue;
+    if (const auto object = s.pin()) breakers.emplace_back(&s, s.read_breaker(object.get()));
   }
   {
     static constexpr descriptor d{"kysera.circuit_breaker.state", "",
@@ -129,7 +132,9 @@ inline void registry::collect(visitor& v) const {
     static constexpr std::array<std::string_view, 3> names{"healthy", "degraded", "unhealthy"};
     for (const auto& s : all) {
       if (s.kind != source_kind::monitor) continue;
-      const int current = s.read_monitor(s.object);
+      const auto object = s.pin();
+      if (!object) continue;
+      const int current = s.read_monitor(object.get());
       for (int i = 0; i < 3; ++i) {
         const std::array<attribute, 2> a{{{"name", s.name}, {"status", names[static_cast<std::size_t>(i)]}}};
         v.on_gauge(d, a, current == i ? 1.0 : 0.0);
