@@ -46,7 +46,7 @@ decltype(auto) timed_statement(operation_duration& family, std::string_view sql,
 
 /// Not thread-safe beyond the session itself (a transaction's session belongs to one call).
 /// What `instrumented::transaction` hands `fn`: the session, with `execute` recorded like the
-/// wrapper's own; `ping` and `server_version` forwarded; `underlying()` and `->` reach the rest.
+/// wrapper's own; `underlying()` and `->` reach the rest of the session, unrecorded.
 template <class Session>
 class instrumented_session {
  public:
@@ -59,17 +59,6 @@ class instrumented_session {
   decltype(auto) execute(std::string_view sql) {
     return detail::timed_statement(family_, sql, [&]() -> decltype(auto) { return session_.execute(sql); });
   }
-  template <class S = Session>
-    requires requires(S& s) { s.ping(); }
-  decltype(auto) ping() {
-    return session_.ping();
-  }
-  template <class S = Session>
-    requires requires(S& s) { s.server_version(); }
-  decltype(auto) server_version() {
-    return session_.server_version();
-  }
-
   Session& underlying() const noexcept { return session_; }
   Session* operator->() const noexcept { return std::addressof(session_); }
 
