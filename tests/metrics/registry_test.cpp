@@ -314,3 +314,20 @@ TEST_CASE("objects registered by shared_ptr are read while they live and forgott
   auto r = reg.add_pool("weak", *again);  // the name is free again
   CHECK(r.active());
 }
+
+TEST_CASE("user histograms: one series per attribute set, exported with their snapshot", "[metrics]") {
+  km::registry reg;
+  km::histogram a{0.1}, b{0.1};
+  a.record(0.05);
+  b.record(0.2);
+  b.record(0.3);
+  auto ra = reg.add_histogram("job.duration", "s", "Jobs.", {{"queue", "a"}}, a);
+  auto rb = reg.add_histogram("job.duration", "s", "Jobs.", {{"queue", "b"}}, b);
+  CHECK_THROWS_AS(reg.add_histogram("job.duration", "s", "Jobs.", {{"queue", "a"}}, b), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add_histogram("", "s", "Jobs.", {}, b), std::invalid_argument);
+  table t;
+  reg.collect(t);
+  CHECK(t.histograms.at("job.duration{queue=a,}").counts == std::vector<std::uint64_t>{1, 0});
+  CHECK(t.histograms.at("job.duration{queue=b,}").counts == std::vector<std::uint64_t>{0, 2});
+  CHECK(t.histograms.at("job.duration{queue=b,}").sum == Approx(0.5));
+}

@@ -241,6 +241,8 @@ class registry {
   registration add_retry(std::string, const resilience::retry_counters&&) = delete;
   template <class M>
   registration add_health_monitor(std::string, const M&&) = delete;
+  registration add_histogram(std::string, std::string, std::string, std::vector<std::pair<std::string, std::string>>,
+                             const histogram&&) = delete;
 
   /// A `basic_circuit_breaker` (or any type with `get_state().state` and `get_calls()`).
   template <class B>
@@ -272,24 +274,11 @@ class registry {
   /// attributes.
   registration add_histogram(std::string name, std::string unit, std::string description,
                              std::vector<std::pair<std::string, std::string>> attributes, const histogram& h) {
-    detail::source s;
-    s.kind = detail::source_kind::histogram;
-    s.name = std::move(name);
-    s.created = std::chrono::system_clock::now();
-    s.object = &h;
+    detail::source s = make(detail::source_kind::histogram, std::move(name), &h);
     s.unit = std::move(unit);
     s.description = std::move(description);
     s.attributes = std::move(attributes);
-    std::lock_guard lock(state_->mutex);
-    for (const auto& o : state_->sources) {
-      if (o.kind == s.kind && o.name == s.name && o.attributes == s.attributes) {
-        throw std::invalid_argument("metrics registry: histogram '" + s.name + "' with these attributes is registered already");
-      }
-    }
-    s.id = state_->next_id++;
-    const auto id = s.id;
-    state_->sources.push_back(std::move(s));
-    return registration(state_, id);
+    return add(std::move(s));
   }
 
   /// The `db.client.operation.duration` family for these attributes, made on first use and kept
@@ -332,8 +321,9 @@ class registry {
     std::lock_guard lock(state_->mutex);
     state_->prune_locked();
     for (const auto& o : state_->sources) {
-      if (o.kind == s.kind && o.name == s.name) {
-        throw std::invalid_argument("metrics registry: the name '" + s.name + "' is registered already");
+      if (o.kind == s.kind && o.name == s.name && o.attributes == s.attributes) {
+        throw std::invalid_argument("metrics registry: '" + s.name + "' is registered already" +
+                                    (s.attributes.empty() ? "" : " with these attributes"));
       }
     }
     s.id = state_->next_id++;
