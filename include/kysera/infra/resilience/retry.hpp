@@ -4,9 +4,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdint>
 #include <cmath>
 #include <concepts>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
