@@ -331,3 +331,23 @@ TEST_CASE("user histograms: one series per attribute set, exported with their sn
   CHECK(t.histograms.at("job.duration{queue=b,}").counts == std::vector<std::uint64_t>{0, 2});
   CHECK(t.histograms.at("job.duration{queue=b,}").sum == Approx(0.5));
 }
+
+TEST_CASE("a breaker's call counts add up across threads", "[metrics][resilience]") {
+  infra::resilience::circuit_breaker b(1000000, std::chrono::hours(1));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&b, t] {
+      for (int i = 0; i < 5000; ++i) {
+        try {
+          b.execute([&] {
+            if (t == 0 && i % 10 == 0) throw std::runtime_error("x");
+            return i;
+          });
+        } catch (const std::runtime_error&) {
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(b.get_calls() == infra::resilience::circuit_breaker_calls{20000 - 500, 500, 0});
+}
