@@ -9,7 +9,7 @@ profile=${1:-full}
 demo_pkgs=(g++ cmake ninja-build pkg-config libsqlite3-dev)
 full_pkgs=("${demo_pkgs[@]}" clang libclang-rt-14-dev catch2 libpqxx-dev libmysqlcppconn-dev
   libboost-dev postgresql mariadb-server mariadb-client libbenchmark-dev libsoci-dev libpoco-dev
-  libspdlog-dev libcpp-httplib-dev prometheus curl procps util-linux openssl)
+  libspdlog-dev libcpp-httplib-dev prometheus curl python3 procps util-linux openssl)
 matrix_pkgs=("${full_pkgs[@]}" g++-12 clang-16 libc++-16-dev libc++abi-16-dev libpq-dev python3)
 case "$profile" in
   demo) pkgs=("${demo_pkgs[@]}") ;;

@@ -11,6 +11,7 @@
 #include "infra/logger.hpp"
 
 #include "infra/health.hpp"
+#include "infra/metrics.hpp"
 #include "infra/pool.hpp"
 #include "infra/resilience.hpp"
 #include "infra/shutdown.hpp"
@@ -32,6 +33,7 @@ namespace kysera::infra {
 using resilience::backoff_delay;
 using resilience::basic_circuit_breaker;
 using resilience::circuit_breaker;
+using resilience::circuit_breaker_calls;
 using resilience::circuit_breaker_error;
 using resilience::circuit_breaker_options;
 using resilience::circuit_breaker_state;
@@ -42,6 +44,7 @@ using resilience::is_retryable_before_commit;
 using resilience::is_serialization_error;
 using resilience::is_transient_error;
 using resilience::outage_retry_options;
+using resilience::retry_counters;
 using resilience::retry_options;
 using resilience::retry_wrapper;
 using resilience::to_string;

@@ -2,10 +2,12 @@
 /// \file
 /// `circuit_breaker`: stop calling a failing dependency for a while, then probe it once.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -63,6 +65,14 @@ struct circuit_breaker_state {
   std::optional<std::chrono::system_clock::time_point> last_failure_time{};
 };
 
+/// A value type: calls a breaker has seen since it was made, as resilience4j counts them.
+struct circuit_breaker_calls {
+  std::uint64_t successful = 0;     ///< admitted calls that returned
+  std::uint64_t failed = 0;         ///< admitted calls that threw
+  std::uint64_t not_permitted = 0;  ///< calls rejected with `circuit_breaker_error`
+  friend bool operator==(const circuit_breaker_calls&, const circuit_breaker_calls&) = default;
+};
+
 /// Immutable, safe to share between threads. Thrown instead of running the call when the
 /// circuit is open or a probe is running. `code() == errc::circuit_open`.
 ///
@@ -115,6 +125,38 @@ struct breaker_word {
   }
 };
 
+/// Call counts spread over cache lines by thread, so threads sharing a breaker do not write the
+/// same line on every call. Each count is a relaxed atomic addition; reads sum the shards.
+class call_counts {
+ public:
+  static constexpr std::size_t shards = 8;
+
+  void count(bool succeeded) noexcept {
+    auto& s = shards_[shard()];
+    (succeeded ? s.successful : s.failed).fetch_add(1, std::memory_order_relaxed);
+  }
+  std::uint64_t successful() const noexcept { return sum(&shard_counts::successful); }
+  std::uint64_t failed() const noexcept { return sum(&shard_counts::failed); }
+
+ private:
+  struct alignas(64) shard_counts {
+    std::atomic<std::uint64_t> successful{0};
+    std::atomic<std::uint64_t> failed{0};
+  };
+  static std::size_t shard() noexcept {
+    // The address of a thread-local object differs per thread and costs no call to compute.
+    static thread_local const char marker = 0;
+    const auto a = reinterpret_cast<std::uintptr_t>(&marker);
+    return static_cast<std::size_t>((a >> 6) ^ (a >> 12) ^ (a >> 20)) % shards;
+  }
+  std::uint64_t sum(std::atomic<std::uint64_t> shard_counts::*m) const noexcept {
+    std::uint64_t n = 0;
+    for (const auto& s : shards_) n += (s.*m).load(std::memory_order_relaxed);
+    return n;
+  }
+  std::array<shard_counts, shards> shards_{};
+};
+
 inline void validate_breaker(int threshold, std::chrono::milliseconds reset_time) {
   if (threshold < 1) {
     throw std::invalid_argument("circuit_breaker_options.threshold must be at least 1 (got " +
@@ -134,7 +176,8 @@ inline void validate_breaker(int threshold, std::chrono::milliseconds reset_time
 /// rejected; the probe's success closes the circuit, its failure reopens it. Only calls admitted
 /// in the current state count: a call that began before the circuit opened cannot reopen it or
 /// disturb the probe, and rejected calls never count. The closed-state success path reads one
-/// atomic word and takes no lock.
+/// atomic word, adds one relaxed count (`get_calls()`, on a cache line chosen by thread), and
+/// takes no lock.
 ///
 /// `Clock` (steady by default) times `reset_time`; tests pass a manual clock.
 /// `last_failure_time` always comes from `std::chrono::system_clock`.
@@ -221,6 +264,11 @@ class basic_circuit_breaker {
     return word::state(word_.load(std::memory_order_acquire)) == circuit_state::closed;
   }
 
+  /// The call counters (relaxed: each exact once the breaker is quiet). Never reset.
+  circuit_breaker_calls get_calls() const noexcept {
+    return {calls_.successful(), calls_.failed(), not_permitted_.load(std::memory_order_relaxed)};
+  }
+
  private:
   /// Records the outcome of one admitted call when it ends.
   class outcome {
@@ -230,10 +278,14 @@ class basic_circuit_breaker {
     outcome(const outcome&) = delete;
     outcome& operator=(const outcome&) = delete;
     ~outcome() {
-      if (!done_) breaker_.on_success(ticket_);
+      if (!done_) {
+        breaker_.calls_.count(true);
+        breaker_.on_success(ticket_);
+      }
     }
     void failed() noexcept {
       done_ = true;
+      breaker_.calls_.count(false);
       breaker_.on_failure(ticket_);
     }
 
@@ -277,6 +329,7 @@ class basic_circuit_breaker {
   }
 
   [[noreturn]] void reject(circuit_state s) const {
+    not_permitted_.fetch_add(1, std::memory_order_relaxed);
     std::chrono::milliseconds after{0};
     if (s == circuit_state::open) {
       after = infra::detail::saturating_ceil<std::chrono::milliseconds>(open_remaining());
@@ -386,6 +439,9 @@ class basic_circuit_breaker {
 
   alignas(64) std::atomic<std::uint64_t> word_{static_cast<std::uint64_t>(circuit_state::closed)};
   std::atomic<typename Clock::rep> opened_at_{0};  // Clock ticks since epoch at the last opening
+
+  detail::call_counts calls_;  // every admitted call adds one, on its thread's line
+  mutable std::atomic<std::uint64_t> not_permitted_{0};  // the rejection path, already slow
 
   const int threshold_;
   const typename Clock::duration reset_time_;

@@ -2,9 +2,11 @@
 /// \file
 /// `with_retry`, `create_retry_wrapper` and their options.
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <concepts>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -19,6 +21,29 @@
 #include "transient.hpp"
 
 namespace kysera::infra::resilience {
+
+/// Thread-safe (relaxed atomics): outcomes of the retries that were given it in
+/// `retry_options::counters`, as resilience4j counts them. Not copyable; `get()` takes a copy.
+struct retry_counters {
+  struct values {
+    std::uint64_t successful_without_retry = 0;
+    std::uint64_t successful_with_retry = 0;
+    std::uint64_t failed_without_retry = 0;
+    std::uint64_t failed_with_retry = 0;
+    friend bool operator==(const values&, const values&) = default;
+  };
+  std::atomic<std::uint64_t> successful_without_retry{0};
+  std::atomic<std::uint64_t> successful_with_retry{0};
+  std::atomic<std::uint64_t> failed_without_retry{0};
+  std::atomic<std::uint64_t> failed_with_retry{0};
+
+  values get() const noexcept {
+    return {successful_without_retry.load(std::memory_order_relaxed),
+            successful_with_retry.load(std::memory_order_relaxed),
+            failed_without_retry.load(std::memory_order_relaxed),
+            failed_with_retry.load(std::memory_order_relaxed)};
+  }
+};
 
 /// How `with_retry` retries. Every field has a default; checked when the retry starts (invalid
 /// values throw `std::invalid_argument` naming the field).
@@ -54,9 +79,47 @@ struct retry_options {
   /// non-`std::exception` throws, nor when `sleep` throws. If it throws, that is ignored and the
   /// original error propagates.
   std::function<void(int attempts, const std::exception&)> on_give_up{};
+  /// Where each retry's outcome is counted (it must outlive the calls); null counts nothing.
+  retry_counters* counters = nullptr;
 };
 
 namespace detail {
+
+/// Counts one retry's outcome in `o.counters` where the options type has them.
+template <class Options>
+void count_retry(const Options& o, int attempts, bool succeeded) noexcept {
+  if constexpr (requires { o.counters; }) {
+    if (o.counters == nullptr) return;
+    auto& c = succeeded ? (attempts == 1 ? o.counters->successful_without_retry : o.counters->successful_with_retry)
+                        : (attempts == 1 ? o.counters->failed_without_retry : o.counters->failed_with_retry);
+    c.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+/// Counts a success when the attempt it guards returns (not when it throws).
+template <class Options>
+class success_counter {
+ public:
+  success_counter(const Options& o, int attempt) noexcept
+      : o_(o), attempt_(attempt), uncaught_(has_counters() ? std::uncaught_exceptions() : 0) {}
+  success_counter(const success_counter&) = delete;
+  success_counter& operator=(const success_counter&) = delete;
+  ~success_counter() {
+    if (has_counters() && std::uncaught_exceptions() == uncaught_) count_retry(o_, attempt_, true);
+  }
+
+ private:
+  bool has_counters() const noexcept {
+    if constexpr (requires { o_.counters; }) {
+      return o_.counters != nullptr;
+    } else {
+      return false;
+    }
+  }
+  const Options& o_;
+  int attempt_;
+  int uncaught_;
+};
 
 /// Throws the `std::invalid_argument` naming the first bad field of `o`. Kept out of line and cold:
 /// only `validate_retry_options`'s fast check, inlined into every retry, is on the success path.
@@ -139,10 +202,12 @@ Result retry_loop(const Options& o, error_predicate fallback, Call&& call) {
   for (int attempt = 1;; ++attempt) {
     std::chrono::milliseconds pause{};
     try {
+      const success_counter<Options> counted(o, attempt);
       return call(attempt == o.max_attempts);
     } catch (const std::exception& e) {
       auto next = next_wait(o, fallback, attempt, e);
       if (!next) {
+        count_retry(o, attempt, false);
         give_up(o, attempt, e);
         throw;  // unchanged: same object, same dynamic type
       }

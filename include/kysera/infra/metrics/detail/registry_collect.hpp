@@ -1,0 +1,146 @@
+#pragma once
+/// \file
+/// `registry::collect`: the families a registry reports, in order. Included by registry.hpp.
+
+#include <array>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "../registry.hpp"
+
+namespace kysera::infra::metrics {
+
+inline void registry::collect(visitor& v) const {
+  using detail::source;
+  using detail::source_kind;
+  std::lock_guard lock(state_->mutex);
+  state_->prune_locked();
+  const auto& all = state_->sources;
+
+  // Each pool is read once, so its series agree with each other.
+  std::vector<std::pair<const source*, detail::pool_reading>> pools;
+  for (const auto& s : all) {
+    if (s.kind != source_kind::pool) continue;
+    if (const auto object = s.pin()) pools.emplace_back(&s, s.read_pool(object.get()));
+  }
+  constexpr std::string_view pool_key = "db.client.connection.pool.name";
+  {
+    static constexpr descriptor d{"db.client.connection.count", "{connection}",
+                                  "The number of connections that are currently in state described by the state attribute."};
+    for (const auto& [s, r] : pools) {
+      const std::array<attribute, 2> idle{{{pool_key, s->name}, {"db.client.connection.state", "idle"}}};
+      v.on_gauge(d, idle, static_cast<double>(r.metrics.idle));
+      const std::array<attribute, 2> used{{{pool_key, s->name}, {"db.client.connection.state", "used"}}};
+      v.on_gauge(d, used, static_cast<double>(r.metrics.active));
+    }
+  }
+  // One gauge per pool; `value` returns nothing for pools that cannot tell.
+  auto per_pool = [&](const descriptor& d, auto value) {
+    for (const auto& [s, r] : pools) {
+      const std::optional<std::size_t> x = value(r);
+      if (!x) continue;
+      const std::array<attribute, 1> a{{{pool_key, s->name}}};
+      v.on_gauge(d, a, static_cast<double>(*x));
+    }
+  };
+  using reading = detail::pool_reading;
+  per_pool({"db.client.connection.max", "{connection}", "The maximum number of open connections allowed."},
+           [](const reading& r) { return std::optional<std::size_t>(r.metrics.max); });
+  per_pool({"db.client.connection.idle.min", "{connection}", "The minimum number of idle open connections allowed."},
+           [](const reading& r) { return r.min_idle; });
+  per_pool({"db.client.connection.pending_requests", "{request}",
+            "The number of current pending requests for an open connection."},
+           [](const reading& r) { return std::optional<std::size_t>(r.metrics.waiting); });
+  {
+    static constexpr descriptor d{"db.client.connection.timeouts", "{timeout}",
+                                  "The number of connection timeouts that have occurred trying to obtain a connection from the pool."};
+    for (const auto& [s, r] : pools) {
+      if (!r.timeouts) continue;
+      const std::array<attribute, 1> a{{{pool_key, s->name}}};
+      v.on_counter(d, a, static_cast<double>(*r.timeouts), s->created);
+    }
+  }
+  for (const auto& [key, family] : state_->durations) family->collect(v);
+
+  // User histograms, grouped by name.
+  std::vector<const source*> histograms;
+  for (const auto& s : all) {
+    if (s.kind == source_kind::histogram) histograms.push_back(&s);
+  }
+  std::stable_sort(histograms.begin(), histograms.end(),
+                   [](const source* a, const source* b) { return a->name < b->name; });
+  for (const source* s : histograms) {
+    std::vector<attribute> a;
+    a.reserve(s->attributes.size());
+    for (const auto& [k, val] : s->attributes) a.push_back({k, val});
+    v.on_histogram({s->name, s->unit, s->description}, a,
+                   static_cast<const histogram*>(s->object)->snapshot(), s->created);
+  }
+
+  std::vector<std::pair<const source*, detail::breaker_reading>> breakers;
+  for (const auto& s : all) {
+    if (s.kind != source_kind::breaker) continue;
+    if (const auto object = s.pin()) breakers.emplace_back(&s, s.read_breaker(object.get()));
+  }
+  {
+    static constexpr descriptor d{"kysera.circuit_breaker.state", "",
+                                  "1 for the state the circuit breaker is in, 0 for the others."};
+    static constexpr std::array<std::pair<resilience::circuit_state, std::string_view>, 3> states{
+        {{resilience::circuit_state::closed, "closed"},
+         {resilience::circuit_state::open, "open"},
+         {resilience::circuit_state::half_open, "half_open"}}};
+    for (const auto& [s, r] : breakers) {
+      for (const auto& [state, label] : states) {
+        const std::array<attribute, 2> a{{{"name", s->name}, {"state", label}}};
+        v.on_gauge(d, a, r.state == state ? 1.0 : 0.0);
+      }
+    }
+  }
+  {
+    static constexpr descriptor d{"kysera.circuit_breaker.calls", "{call}",
+                                  "Calls through the circuit breaker by outcome."};
+    for (const auto& [s, r] : breakers) {
+      const std::array<std::pair<std::string_view, std::uint64_t>, 3> kinds{
+          {{"successful", r.calls.successful}, {"failed", r.calls.failed}, {"not_permitted", r.calls.not_permitted}}};
+      for (const auto& [kind, n] : kinds) {
+        const std::array<attribute, 2> a{{{"name", s->name}, {"kind", kind}}};
+        v.on_counter(d, a, static_cast<double>(n), s->created);
+      }
+    }
+  }
+  {
+    static constexpr descriptor d{"kysera.retry.calls", "{call}", "Retried calls by outcome."};
+    for (const auto& s : all) {
+      if (s.kind != source_kind::retry) continue;
+      const auto c = static_cast<const resilience::retry_counters*>(s.object)->get();
+      const std::array<std::pair<std::string_view, std::uint64_t>, 4> kinds{
+          {{"successful_without_retry", c.successful_without_retry},
+           {"successful_with_retry", c.successful_with_retry},
+           {"failed_with_retry", c.failed_with_retry},
+           {"failed_without_retry", c.failed_without_retry}}};
+      for (const auto& [kind, n] : kinds) {
+        const std::array<attribute, 2> a{{{"name", s.name}, {"kind", kind}}};
+        v.on_counter(d, a, static_cast<double>(n), s.created);
+      }
+    }
+  }
+  {
+    static constexpr descriptor d{"kysera.health.status", "",
+                                  "1 for the status of the monitor's last check, 0 for the others (all 0 before the first)."};
+    static constexpr std::array<std::string_view, 3> names{"healthy", "degraded", "unhealthy"};
+    for (const auto& s : all) {
+      if (s.kind != source_kind::monitor) continue;
+      const auto object = s.pin();
+      if (!object) continue;
+      const int current = s.read_monitor(object.get());
+      for (int i = 0; i < 3; ++i) {
+        const std::array<attribute, 2> a{{{"name", s.name}, {"status", names[static_cast<std::size_t>(i)]}}};
+        v.on_gauge(d, a, current == i ? 1.0 : 0.0);
+      }
+    }
+  }
+}
+
+}  // namespace kysera::infra::metrics

@@ -1,0 +1,340 @@
+#pragma once
+/// \file
+/// `metrics::registry`: named pools, circuit breakers, retries, health monitors and histograms,
+/// read on demand into a `visitor` under OpenTelemetry names; `registration` ends a registration.
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../pool/metrics.hpp"
+#include "../resilience/circuit_breaker.hpp"
+#include "../resilience/retry.hpp"
+#include "histogram.hpp"
+#include "operation_duration.hpp"
+#include "visitor.hpp"
+
+namespace kysera::infra::metrics {
+
+namespace detail {
+
+using time_point = std::chrono::system_clock::time_point;
+
+struct pool_reading {
+  pool::pool_metrics metrics;
+  std::optional<std::size_t> min_idle;     // known for pools with options()
+  std::optional<std::uint64_t> timeouts;  // known for pools with get_statistics()
+};
+
+struct breaker_reading {
+  resilience::circuit_state state = resilience::circuit_state::closed;
+  resilience::circuit_breaker_calls calls;
+};
+
+enum class source_kind { pool, breaker, retry, monitor, histogram };
+
+/// One registered object: a type-erased pointer and the function that reads it.
+struct source {
+  std::uint64_t id = 0;
+  source_kind kind = source_kind::pool;
+  std::string name;
+  time_point created{};
+  const void* object = nullptr;
+  std::shared_ptr<const void> owned;  // set when the registry keeps a copy (a metrics_pool handle)
+  std::weak_ptr<const void> weak;     // set for objects registered by shared_ptr
+  bool weakly_held = false;
+
+  /// The object, kept alive for the caller's read; null when a weakly held one is gone.
+  std::shared_ptr<const void> pin() const noexcept {
+    if (weakly_held) return weak.lock();
+    return std::shared_ptr<const void>(std::shared_ptr<const void>(), object);  // not owning
+  }
+  pool_reading (*read_pool)(const void*) = nullptr;
+  breaker_reading (*read_breaker)(const void*) = nullptr;
+  int (*read_monitor)(const void*) = nullptr;  // -1: no check yet, else 0 healthy .. 2 unhealthy
+  // histograms only
+  std::string unit;
+  std::string description;
+  std::vector<std::pair<std::string, std::string>> attributes;
+};
+
+struct registry_state {
+  mutable std::mutex mutex;
+  std::vector<source> sources;  // guarded by mutex
+  std::map<std::string, std::shared_ptr<operation_duration>> durations;  // guarded by mutex
+  std::uint64_t next_id = 1;  // guarded by mutex
+
+  /// Forgets weakly held objects that are gone.
+  void prune_locked() noexcept {
+    std::erase_if(sources, [](const source& s) { return s.weakly_held && s.weak.expired(); });
+  }
+
+  void remove(std::uint64_t id) noexcept {
+    std::lock_guard lock(mutex);
+    std::erase_if(sources, [id](const source& s) { return s.id == id; });
+  }
+};
+
+/// 0 healthy, 1 degraded, 2 unhealthy, -1 unknown, by the status's name.
+inline int status_index(std::string_view s) noexcept {
+  if (s == "healthy") return 0;
+  if (s == "degraded") return 1;
+  if (s == "unhealthy") return 2;
+  return -1;
+}
+
+}  // namespace detail
+
+/// Not thread-safe itself (move-only; give each one a single owner). Ends a registration when
+/// destroyed or `reset()`: after that returns, the registry never reads the object again, so keep
+/// the handle declared after the object it watches. Outliving the registry is harmless.
+class [[nodiscard]] registration {
+ public:
+  registration() noexcept = default;
+  registration(std::weak_ptr<detail::registry_state> state, std::uint64_t id) noexcept
+      : state_(std::move(state)), id_(id) {}
+  registration(registration&& o) noexcept : state_(std::move(o.state_)), id_(std::exchange(o.id_, 0)) {}
+  registration& operator=(registration&& o) noexcept {
+    if (this != &o) {
+      reset();
+      state_ = std::move(o.state_);
+      id_ = std::exchange(o.id_, 0);
+    }
+    return *this;
+  }
+  ~registration() { reset(); }
+
+  /// Deregisters now; waits for a `collect` running on another thread to finish.
+  void reset() noexcept {
+    if (id_ == 0) return;
+    if (auto s = state_.lock()) s->remove(id_);
+    id_ = 0;
+    state_.reset();
+  }
+  bool active() const noexcept { return id_ != 0; }
+
+ private:
+  std::weak_ptr<detail::registry_state> state_;
+  std::uint64_t id_ = 0;
+};
+
+/// Thread-safe: every member may be called from any thread. Holds no object alive: it reads
+/// registered objects only inside `collect`, under its own mutex, which `registration` also takes,
+/// so a deregistered (then destroyed) object is never read. Nothing of it is on the query path:
+/// pools, breakers and histograms keep their own atomic counters and the registry reads them.
+/// Names must be unique per kind (`std::invalid_argument` otherwise).
+///
+///     kysera::infra::metrics::registry reg;
+///     auto r1 = reg.add_pool("main", pool);
+///     auto r2 = reg.add_circuit_breaker("db", breaker);
+///     std::string text = kysera::infra::metrics::to_prometheus(reg);
+class registry {
+ public:
+  registry() : state_(std::make_shared<detail::registry_state>()) {}
+  registry(const registry&) = delete;
+  registry& operator=(const registry&) = delete;
+
+  /// A `connection_pool` (count, max, idle.min, pending_requests, timeouts) or any type with
+  /// `get_metrics()` (count, max, pending_requests), read by reference: it must stay alive until
+  /// the registration ends.
+  template <class P>
+    requires requires(const P& p) {
+      { p.get_metrics() } -> std::same_as<pool::pool_metrics>;
+    }
+  registration add_pool(std::string name, const P& pool) {
+    return add(pool_source(std::move(name), &pool));
+  }
+
+  /// Weak registrations: the registry holds a `weak_ptr` and reads the object while it lives;
+  /// once the last `shared_ptr` is gone the series disappear and the name is free again. Nothing
+  /// to keep, nothing to deregister (the object's end is the deregistration).
+  template <class P>
+    requires requires(const P& p) {
+      { p.get_metrics() } -> std::same_as<pool::pool_metrics>;
+    }
+  void add_pool(std::string name, const std::shared_ptr<P>& pool) {
+    add_weak(pool_source(std::move(name), pool.get()), pool);
+  }
+  template <class B>
+    requires requires(const B& b) {
+      { b.get_state().state } -> std::convertible_to<resilience::circuit_state>;
+    }
+  void add_circuit_breaker(std::string name, const std::shared_ptr<B>& breaker) {
+    add_weak(breaker_source(std::move(name), breaker.get()), breaker);
+  }
+  template <class M>
+  void add_health_monitor(std::string name, const std::shared_ptr<M>& monitor) {
+    add_weak(monitor_source(std::move(name), monitor.get()), monitor);
+  }
+
+ private:
+  template <class P>
+  detail::source pool_source(std::string name, const P* pool) const {
+    detail::source s = make(detail::source_kind::pool, std::move(name), pool);
+    s.read_pool = [](const void* o) {
+      const P& p = *static_cast<const P*>(o);
+      detail::pool_reading r{p.get_metrics(), std::nullopt, std::nullopt};
+      if constexpr (requires { p.options().min_idle; }) r.min_idle = p.options().min_idle;
+      if constexpr (requires { p.get_statistics().timed_out; }) r.timeouts = p.get_statistics().timed_out;
+      return r;
+    };
+    return s;
+  }
+
+  template <class B>
+  detail::source breaker_source(std::string name, const B* breaker) const {
+    detail::source s = make(detail::source_kind::breaker, std::move(name), breaker);
+    s.read_breaker = [](const void* o) {
+      const B& b = *static_cast<const B*>(o);
+      return detail::breaker_reading{b.get_state().state, b.get_calls()};
+    };
+    return s;
+  }
+
+  template <class M>
+  detail::source monitor_source(std::string name, const M* monitor) const {
+    detail::source s = make(detail::source_kind::monitor, std::move(name), monitor);
+    s.read_monitor = [](const void* o) {
+      const auto last = static_cast<const M*>(o)->get_last_check();
+      return last ? detail::status_index(to_string(last->status)) : -1;
+    };
+    return s;
+  }
+
+  template <class T>
+  void add_weak(detail::source s, const std::shared_ptr<T>& object) {
+    if (!object) throw std::invalid_argument("metrics registry: a null shared_ptr for '" + s.name + "'");
+    s.weak = std::shared_ptr<const void>(object);
+    s.weakly_held = true;
+    (void)insert(std::move(s));  // no registration: the object's end removes it
+  }
+
+ public:
+
+  /// A `metrics_pool` handle, kept by copy (the pool it watches must outlive the registration).
+  registration add_pool(std::string name, pool::metrics_pool handle) {
+    auto copy = std::make_shared<const pool::metrics_pool>(handle);
+    detail::source s = make(detail::source_kind::pool, std::move(name), copy.get());
+    s.owned = std::move(copy);
+    s.read_pool = [](const void* o) {
+      return detail::pool_reading{static_cast<const pool::metrics_pool*>(o)->get_metrics(), std::nullopt, std::nullopt};
+    };
+    return add(std::move(s));
+  }
+
+  /// Temporaries would be read after they are gone.
+  template <class P>
+  registration add_pool(std::string, const P&&) = delete;
+  template <class B>
+  registration add_circuit_breaker(std::string, const B&&) = delete;
+  registration add_retry(std::string, const resilience::retry_counters&&) = delete;
+  template <class M>
+  registration add_health_monitor(std::string, const M&&) = delete;
+  registration add_histogram(std::string, std::string, std::string, std::vector<std::pair<std::string, std::string>>,
+                             const histogram&&) = delete;
+
+  /// A `basic_circuit_breaker` (or any type with `get_state().state` and `get_calls()`).
+  template <class B>
+    requires requires(const B& b) {
+      { b.get_state().state } -> std::convertible_to<resilience::circuit_state>;
+      { b.get_calls() } -> std::same_as<resilience::circuit_breaker_calls>;
+    }
+  registration add_circuit_breaker(std::string name, const B& breaker) {
+    return add(breaker_source(std::move(name), &breaker));
+  }
+
+  /// Counters that retries fill through `retry_options::counters`.
+  registration add_retry(std::string name, const resilience::retry_counters& counters) {
+    return add(make(detail::source_kind::retry, std::move(name), &counters));
+  }
+
+  /// A `health_monitor` (or any type whose `get_last_check()` returns an optional result with a
+  /// `status` that `to_string` names healthy, degraded or unhealthy).
+  template <class M>
+    requires requires(const M& m) {
+      { to_string(m.get_last_check()->status) } -> std::convertible_to<std::string_view>;
+    }
+  registration add_health_monitor(std::string name, const M& monitor) {
+    return add(monitor_source(std::move(name), &monitor));
+  }
+
+  /// A histogram of the user's, exported under `name` (OpenTelemetry style, dots allowed) with
+  /// `unit` (UCUM, "s" for seconds) and fixed attributes. Series of one name must differ in
+  /// attributes.
+  registration add_histogram(std::string name, std::string unit, std::string description,
+                             std::vector<std::pair<std::string, std::string>> attributes, const histogram& h) {
+    detail::source s = make(detail::source_kind::histogram, std::move(name), &h);
+    s.unit = std::move(unit);
+    s.description = std::move(description);
+    s.attributes = std::move(attributes);
+    return add(std::move(s));
+  }
+
+  /// The `db.client.operation.duration` family for these attributes, made on first use and kept
+  /// for the registry's life; `instrument` records into it.
+  std::shared_ptr<metrics::operation_duration> operation_duration(const operation_attributes& attrs) {
+    std::string key(to_string(attrs.system));
+    key += '\n';
+    key += attrs.db_namespace;
+    std::lock_guard lock(state_->mutex);
+    auto& slot = state_->durations[key];
+    if (!slot) slot = std::make_shared<metrics::operation_duration>(attrs);
+    return slot;
+  }
+
+  /// Registered objects (duration families not included).
+  std::size_t size() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->sources.size();
+  }
+
+  /// Reads every registered object now and hands the series to `v`, grouped by family. Runs `v`
+  /// under the registry's mutex: `v` must not call back into this registry.
+  void collect(visitor& v) const;
+
+ private:
+  detail::source make(detail::source_kind kind, std::string name, const void* object) const {
+    if (name.empty()) throw std::invalid_argument("metrics registry: a name must not be empty");
+    detail::source s;
+    s.kind = kind;
+    s.name = std::move(name);
+    s.created = std::chrono::system_clock::now();
+    s.object = object;
+    return s;
+  }
+
+  registration add(detail::source s) { return registration(state_, insert(std::move(s))); }
+
+  /// Adds `s` under a fresh id (forgetting weakly held objects that are gone first).
+  std::uint64_t insert(detail::source s) {
+    std::lock_guard lock(state_->mutex);
+    state_->prune_locked();
+    for (const auto& o : state_->sources) {
+      if (o.kind == s.kind && o.name == s.name && o.attributes == s.attributes) {
+        throw std::invalid_argument("metrics registry: '" + s.name + "' is registered already" +
+                                    (s.attributes.empty() ? "" : " with these attributes"));
+      }
+    }
+    s.id = state_->next_id++;
+    const auto id = s.id;
+    state_->sources.push_back(std::move(s));
+    return id;
+  }
+
+  std::shared_ptr<detail::registry_state> state_;
+};
+
+}  // namespace kysera::infra::metrics
+
+#include "detail/registry_collect.hpp"
