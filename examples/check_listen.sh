@@ -19,7 +19,7 @@ for _ in $(seq 1 100); do [ "$(code /readyz)" = 200 ] && { ok=1; break; }; sleep
 [ $ok = 1 ] || { echo "/readyz never 200"; exit 1; }
 curl -s "http://127.0.0.1:$port/healthz" | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["status"] in ("pass","warn"), r' ||
   { echo "/healthz is not the expected JSON"; exit 1; }
-curl -s "http://127.0.0.1:$port/metrics" | grep -q '^kysera_pool_connections{state="idle"} [0-9]' ||
+curl -s "http://127.0.0.1:$port/metrics" | grep -q '^db_client_connection_count{.*db_client_connection_state="idle".*} [0-9]' ||
   { echo "/metrics has no pool gauge"; exit 1; }
 wait $pid || { cat out.txt; echo "complete failed"; exit 1; }
 grep -q "shutdown complete" out.txt || { cat out.txt; exit 1; }

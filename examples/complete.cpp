@@ -84,6 +84,16 @@ int run(const std::string& url, std::chrono::seconds work_time, const std::strin
     std::printf("retry: attempt %d failed: %s\n", attempt, e.what());
   };
 
+  // What operators scrape: the pool, the breaker, the retries and the monitor, in OpenTelemetry
+  // names (served on /metrics with --listen).
+  infra::resilience::retry_counters retry_counts;
+  retry.counters = &retry_counts;
+  infra::metrics::registry registry;
+  auto pool_series = registry.add_pool("complete", pool);
+  auto breaker_series = registry.add_circuit_breaker("database", breaker);
+  auto retry_series = registry.add_retry("queries", retry_counts);
+  auto monitor_series = registry.add_health_monitor("database", monitor);
+
   infra::shutdown::register_shutdown_options shutdown_options;
   shutdown_options.timeout = 10s;
   shutdown_options.on_shutdown = [&] {
@@ -112,17 +122,11 @@ int run(const std::string& url, std::chrono::seconds work_time, const std::strin
     infra::http::server_options http_options;
     http_options.host = address.host;
     http_options.port = address.port;
-    http_options.metrics = [pool_handle](infra::http::metrics_format format) {
-      // A hand-written pool gauge; the metrics registry's exposition takes this place later.
-      const auto m = pool_handle.get_metrics();
-      std::string body = "# HELP kysera_pool_connections Open connections of the pool.\n"
-                         "# TYPE kysera_pool_connections gauge\n";
-      body += "kysera_pool_connections{state=\"idle\"} " + std::to_string(m.idle) + "\n";
-      body += "kysera_pool_connections{state=\"used\"} " + std::to_string(m.active) + "\n";
-      if (format == infra::http::metrics_format::openmetrics) {
-        return infra::http::metrics_text{body + "# EOF\n", std::string(infra::http::openmetrics_content_type)};
-      }
-      return infra::http::metrics_text{body, std::string(infra::http::prometheus_content_type)};
+    http_options.metrics = [&registry](infra::http::metrics_format format) {
+      const auto f = format == infra::http::metrics_format::openmetrics ? infra::metrics::exposition_format::openmetrics
+                                                                         : infra::metrics::exposition_format::prometheus_text;
+      return infra::http::metrics_text{infra::metrics::to_prometheus(registry, f),
+                                       std::string(infra::metrics::content_type(f))};
     };
     endpoint = std::make_unique<infra::http::server>(probes, http_options);
     shutdown_options.drain = 1s;

@@ -108,7 +108,7 @@ step_pqxx7() {
 # component is off in this build.
 libcxx=(-DCMAKE_CXX_COMPILER=clang++-16 "-DCMAKE_CXX_FLAGS=-stdlib=libc++ -fexperimental-library"
   -DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++ -DCMAKE_SHARED_LINKER_FLAGS=-stdlib=libc++
-  -DKYSERA_INFRA_WITH_SPDLOG=OFF)
+  -DKYSERA_INFRA_WITH_SPDLOG=OFF -DKYSERA_INFRA_WITH_HTTP=OFF)
 step_pqxx8() {
   local tarball
   tarball=$(archive libpqxx-8.0.1.tar.gz) || return 1

@@ -2,7 +2,8 @@
 // PostgreSQL server is stopped and restarted (liveness stays 200), and a real Prometheus server
 // scraping /metrics reports up == 1 and the pool gauge the callback wrote from get_metrics()
 // (a pool of fake connections with two leased).
-// The /metrics text here is a hand-written gauge; the registry's exposition replaces it later.
+// The /metrics text here is a hand-written gauge, so the test pins the endpoint and the scraper alone
+// (examples/check_listen.sh scrapes the registry's exposition through complete --listen).
 
 #include "support/catch.hpp"
 #include "support/eventually.hpp"
