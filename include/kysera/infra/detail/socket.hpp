@@ -21,6 +21,8 @@
 #include <cstdlib>
 #endif
 
+#include "port.hpp"
+
 namespace kysera::infra::detail {
 
 /// Whether this platform can cut a blocked socket call short from another thread.
@@ -153,14 +155,9 @@ inline int find_tcp_socket(std::uint16_t local_port, std::uint16_t peer_port) no
 inline std::optional<std::uint16_t> trailing_port(std::string_view host_and_port) noexcept {
   const auto colon = host_and_port.rfind(':');
   if (colon == std::string_view::npos || colon + 1 == host_and_port.size()) return std::nullopt;
-  std::uint32_t port = 0;
-  for (char c : host_and_port.substr(colon + 1)) {
-    if (c < '0' || c > '9') return std::nullopt;
-    port = port * 10 + static_cast<std::uint32_t>(c - '0');
-    if (port > 65535) return std::nullopt;
-  }
-  if (port == 0) return std::nullopt;
-  return static_cast<std::uint16_t>(port);
+  const port_number port = parse_port(host_and_port.substr(colon + 1));
+  if (port.result != port_number::status::ok || port.value == 0) return std::nullopt;
+  return port.value;
 }
 
 }  // namespace kysera::infra::detail

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "../error.hpp"
+#include "port.hpp"
 
 namespace kysera::infra::detail {
 
@@ -179,14 +180,10 @@ inline url parse_url(std::string_view text, std::string_view backend) {
     }
   }
   if (has_port) {
-    if (port_text.empty() || port_text.size() > 5) return fail("bad port");
-    unsigned value = 0;
-    for (char c : port_text) {
-      if (c < '0' || c > '9') return fail("bad port");
-      value = value * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (value == 0 || value > 65535) return fail("port out of range");
-    u.port = static_cast<std::uint16_t>(value);
+    const port_number port = parse_port(port_text);
+    if (port.result == port_number::status::malformed) return fail("bad port");
+    if (port.result == port_number::status::out_of_range || port.value == 0) return fail("port out of range");
+    u.port = port.value;
   }
   u.database = percent_decode(path, backend);
   for_each_query_pair(query, [&](std::string_view raw_key, std::string_view raw_value, bool) {

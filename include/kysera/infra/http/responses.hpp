@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "../detail/port.hpp"
 #include "../health/json.hpp"
 #include "../health/probes.hpp"
 
@@ -114,12 +115,9 @@ inline listen_address parse_listen_address(std::string_view text) {
   std::string_view host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   const std::string_view digits = text.substr(colon + 1);
-  int port = -1;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (ec != std::errc() || end != digits.data() + digits.size() || port < 0 || port > 65535 || host.empty()) {
-    throw bad();
-  }
-  return {std::string(host), port};
+  const infra::detail::port_number port = infra::detail::parse_port(digits);
+  if (port.result != infra::detail::port_number::status::ok || host.empty()) throw bad();
+  return {std::string(host), port.value};
 }
 
 }  // namespace kysera::infra::http

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "../../detail/port.hpp"
 #include "../../detail/secrets.hpp"
 #include "../../detail/url.hpp"
 #include "../../error.hpp"
@@ -212,13 +213,11 @@ inline void check_ports(std::string_view ports) {
     auto comma = ports.find(',');
     std::string_view port = ports.substr(0, comma);
     if (!port.empty()) {
-      if (port.size() > 5) invalid_connection_string("bad port");
-      unsigned value = 0;
-      for (char ch : port) {
-        if (ch < '0' || ch > '9') invalid_connection_string("bad port");
-        value = value * 10 + static_cast<unsigned>(ch - '0');
+      const infra::detail::port_number number = infra::detail::parse_port(port);
+      if (number.result == infra::detail::port_number::status::malformed) invalid_connection_string("bad port");
+      if (number.result != infra::detail::port_number::status::ok || number.value == 0) {
+        invalid_connection_string("port out of range");
       }
-      if (value == 0 || value > 65535) invalid_connection_string("port out of range");
     }
     if (comma == std::string_view::npos) return;
     ports.remove_prefix(comma + 1);
