@@ -167,6 +167,28 @@ void wait_until_capped(std::condition_variable& cv, std::unique_lock<std::mutex>
   cv.wait_until(lock, deadline < cap ? deadline : cap);
 }
 
+/// True for the clocks a condition variable can wait on directly.
+template <class Clock>
+inline constexpr bool is_standard_clock =
+    std::is_same_v<Clock, std::chrono::steady_clock> || std::is_same_v<Clock, std::chrono::system_clock>;
+
+/// One wait on `cv` until notified, a spurious wake-up, or `deadline` on `Clock` (callers loop and
+/// re-check). A standard clock's deadline is waited for directly (capped as in
+/// `wait_until_capped`); any other clock (a hand-stepped test clock) cannot wake a condition
+/// variable, so it is re-read after at most `poll` of real time and moving it forward ends the
+/// wait promptly. The one place where code depends on which clock it runs on.
+template <class Clock>
+void wait_step(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, typename Clock::time_point deadline,
+               std::chrono::nanoseconds poll = std::chrono::milliseconds(1)) {
+  if constexpr (is_standard_clock<Clock>) {
+    wait_until_capped(cv, lock, deadline);
+  } else {
+    const auto left = saturating_duration_cast<std::chrono::nanoseconds>(saturating_sub(deadline, Clock::now()));
+    cv.wait_for(lock, left < std::chrono::nanoseconds::zero() ? std::chrono::nanoseconds::zero()
+                                                               : (left < poll ? left : poll));
+  }
+}
+
 /// Waits on `cv` until `ready()` holds or `deadline` passes (however far away, even
 /// `time_point::max()`); returns `ready()`, like `condition_variable::wait_until` with a
 /// predicate.

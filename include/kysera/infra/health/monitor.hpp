@@ -42,12 +42,6 @@ struct health_monitor_options {
 /// Called with each periodic result, on the monitor's own thread.
 using health_check_callback = std::function<void(const health_check_result&)>;
 
-namespace detail {
-template <class Clock>
-inline constexpr bool is_standard_clock = std::is_same_v<Clock, std::chrono::steady_clock> ||
-                                          std::is_same_v<Clock, std::chrono::system_clock>;
-}  // namespace detail
-
 /// Thread-safe: every member may be called from any thread. Runs `perform_health_check` on a
 /// thread of its own: the first check at `start()`, then one at each `interval` tick measured
 /// from the start (a tick that passes while a check still runs is skipped, so checks never
@@ -66,7 +60,7 @@ inline constexpr bool is_standard_clock = std::is_same_v<Clock, std::chrono::ste
 ///   healthy again), with a reminder at most once per `unhealthy_log_interval` while not healthy.
 /// - The destructor stops the monitor. Do not destroy it from its own callback.
 /// - `Clock` is for tests: a clock other than `steady_clock`/`system_clock` is polled every
-///   millisecond of real time while the monitor waits for the next tick.
+///   millisecond of real time while the monitor waits for the next tick (`detail::wait_step`).
 ///
 ///     kysera::infra::health::health_monitor monitor(db, {.interval = 10s});
 ///     monitor.start([](const auto& r) { if (r.status != health_status::healthy) page_someone(r); });
@@ -254,14 +248,7 @@ class health_monitor {
   }
 
   void wait_until(std::unique_lock<std::mutex>& lock, typename Clock::time_point due) {
-    if constexpr (detail::is_standard_clock<Clock>) {
-      infra::detail::wait_until_capped(cv_, lock, due);  // `due` may be time_point::max()
-    } else {
-      const auto left = infra::detail::saturating_duration_cast<std::chrono::nanoseconds>(
-          infra::detail::saturating_sub(due, Clock::now()));
-      cv_.wait_for(lock, std::clamp<std::chrono::nanoseconds>(left, std::chrono::nanoseconds::zero(),
-                                                              std::chrono::milliseconds(1)));
-    }
+    infra::detail::wait_step<Clock>(cv_, lock, due);  // `due` may be time_point::max()
   }
 
   /// Logs status changes, and reminders while not healthy (see `unhealthy_log_interval`). On the

@@ -358,22 +358,11 @@ class pool_core : public pool_base {
     pool_base::grant_locked(static_cast<std::size_t>(s - slots_.get()), create);
   }
 
-  // Waits on `cv` until notified or `deadline` (callers loop). A standard clock's deadline is
-  // waited for directly, capped (a saturated deadline must not overflow inside the library);
-  // any other clock (a manual test clock) is re-read every few milliseconds of real time, so
-  // moving it forward ends the wait promptly.
+  // Waits on `cv` until notified or `deadline` (callers loop): detail::wait_step, which also
+  // serves hand-stepped test clocks.
   void wait_step(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
                  typename Clock::time_point deadline) const {
-    if constexpr (std::is_same_v<Clock, std::chrono::steady_clock> ||
-                  std::is_same_v<Clock, std::chrono::system_clock>) {
-      infra::detail::wait_until_capped(cv, lock, deadline);
-    } else {
-      const auto remaining = infra::detail::saturating_duration_cast<std::chrono::nanoseconds>(
-          infra::detail::saturating_sub(deadline, Clock::now()));
-      cv.wait_for(lock,
-                  std::clamp<std::chrono::nanoseconds>(remaining, std::chrono::nanoseconds::zero(),
-                                                       std::chrono::milliseconds(2)));
-    }
+    infra::detail::wait_step<Clock>(cv, lock, deadline, std::chrono::milliseconds(2));
   }
 
   bool all_empty() const noexcept {
