@@ -1,6 +1,7 @@
 // Compile-time probe, not a benchmark program: one translation unit that includes everything
 // (<kysera/infra.hpp> with all three adapters) and instantiates a connection_pool over each
-// adapter's connection. The CPU seconds it takes at -O2 show what the pool costs per pool type.
+// adapter's connection, plus a health monitor, a retry, a circuit breaker and a shutdown
+// controller over the PostgreSQL pool. The CPU seconds it takes at -O2 show what the modules cost.
 // Nothing links or runs it; from the repository root:
 //
 //   /usr/bin/time -f '%U %S' g++ -std=c++20 -O2 -Iinclude -I/usr/include/postgresql \
@@ -36,4 +37,14 @@ void use(Pool& pool) {
 template void use(infra::pool::connection_pool<infra::postgres::connection>&);
 template void use(infra::pool::connection_pool<infra::sqlite::connection>&);
 template void use(infra::pool::connection_pool<infra::mysql::connection>&);
+
+// The other modules, as a service wires them around one pool.
+void wire(infra::pool::connection_pool<infra::postgres::connection>& pool) {
+  infra::health::health_monitor monitor(pool, {});
+  monitor.start([](const infra::health::health_check_result&) {});
+  infra::resilience::circuit_breaker breaker(5, std::chrono::seconds(30));
+  infra::resilience::with_retry([&] { return breaker.execute([&] { return pool.execute("select 1"); }); });
+  auto controller = infra::shutdown::create_shutdown_controller(pool, {});
+  controller.execute();
+}
 #endif
