@@ -38,6 +38,10 @@ common=(-G Ninja -DKYSERA_INFRA_WERROR=ON -DKYSERA_INFRA_POSTGRES=ON -DKYSERA_IN
   -DKYSERA_INFRA_BUILD_TESTS=ON -DKYSERA_INFRA_BUILD_EXAMPLES=ON
   "-DKYSERA_TEST_SERVER_DIR=$KYSERA_TEST_SERVER_DIR")
 status=0
+summary=()
+note() {  # variant, result: one line of the summary printed at the end
+  summary+=("$(printf '%-13s %-8s %5ss' "$1" "$2" "$((SECONDS - start))")")
+}
 # A build with only some backends: no examples, no integration or soak tests.
 # Compile time is most of CI (the tests are template-heavy): only the GCC build keeps full debug
 # information; the others keep line tables (-g1), which is all a sanitizer report or a failed
@@ -56,19 +60,26 @@ for v in "${variants[@]}"; do
     matrix)
       if [ ! -d "$driver_sources" ]; then
         echo "=== [matrix] skipped: no driver archives in $driver_sources (set KYSERA_DRIVER_SOURCES)" >&2
+        note matrix skipped
         continue
       fi
       echo "=== [matrix] driver matrix from $driver_sources" >&2
-      if ! KYSERA_MATRIX_DIR="$out/matrix" KYSERA_CHECK_JOBS="$jobs" bash "$root/scripts/driver-matrix.sh" "$driver_sources"; then
+      if KYSERA_MATRIX_DIR="$out/matrix" KYSERA_CHECK_JOBS="$jobs" bash "$root/scripts/driver-matrix.sh" "$driver_sources"; then
+        note matrix passed
+      else
         echo "=== [matrix] FAILED" >&2
+        note matrix FAILED
         status=1
       fi
       echo "=== [matrix] done in $((SECONDS - start))s" >&2
       continue ;;
     fuzz)
       echo "=== [fuzz] build and run each harness for ${KYSERA_FUZZ_SECONDS:-60} s" >&2
-      if ! KYSERA_FUZZ_DIR="$out/fuzz" bash "$root/scripts/fuzz.sh" "${KYSERA_FUZZ_SECONDS:-60}"; then
+      if KYSERA_FUZZ_DIR="$out/fuzz" bash "$root/scripts/fuzz.sh" "${KYSERA_FUZZ_SECONDS:-60}"; then
+        note fuzz passed
+      else
         echo "=== [fuzz] FAILED" >&2
+        note fuzz FAILED
         status=1
       fi
       echo "=== [fuzz] done in $((SECONDS - start))s" >&2
@@ -84,10 +95,15 @@ for v in "${variants[@]}"; do
   export LSAN_OPTIONS="suppressions=$root/tests/support/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/support/tsan.supp"
-  if ! (cd "$out/$v" && ctest -j "$jobs" --output-on-failure --timeout 900); then
+  if (cd "$out/$v" && ctest -j "$jobs" --output-on-failure --timeout 900); then
+    note "$v" passed
+  else
     echo "=== [$v] FAILED" >&2
+    note "$v" FAILED
     status=1
   fi
   echo "=== [$v] done in $((SECONDS - start))s" >&2
 done
+echo "=== summary (wall time per step; $SECONDS s in all, set-up included)" >&2
+for line in "${summary[@]}"; do echo "    $line" >&2; done
 exit $status

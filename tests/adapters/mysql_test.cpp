@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <initializer_list>
+#include <limits>
 #include <utility>
 #include <stdexcept>
 #include <string>
@@ -230,6 +231,9 @@ TEST_CASE("mysql durations become whole driver seconds rounded up", "[mysql]") {
   CHECK(my::detail::driver_seconds(1000ms) == 1);
   CHECK(my::detail::driver_seconds(1001ms) == 2);
   CHECK(my::detail::driver_seconds(10s) == 10);
+  CHECK(my::detail::driver_seconds(-5ms) == 0);
+  // The largest value saturates at the int the client library takes instead of overflowing.
+  CHECK(my::detail::driver_seconds(std::chrono::milliseconds::max()) == std::numeric_limits<int>::max());
 }
 
 TEST_CASE("mysql error numbers map to the contract's errc", "[mysql]") {

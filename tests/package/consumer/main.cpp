@@ -1,6 +1,9 @@
 // A consumer of the installed (or embedded) library: one health check per URL given.
-// Exits 0 when every check is healthy or degraded, 1 otherwise.
+// Exits 0 when every check is healthy or degraded, 1 otherwise. It also runs one check on the
+// shipped test double, so the testing headers are installed and usable.
 #include <kysera/infra.hpp>
+#include <kysera/infra/testing/fake_database.hpp>
+#include <kysera/infra/testing/manual_clock.hpp>
 
 #include <cstdio>
 #include <string>
@@ -24,6 +27,18 @@ static bool check(const std::string& url) {
 
 int main(int argc, char** argv) {
   bool ok = argc > 1;
+  {
+    namespace testing = infra::testing;
+    testing::manual_clock::reset();
+    testing::fake_database fake;
+    fake.fail_next(infra::errc::connection_lost);
+    const auto failed = infra::health::perform_health_check<testing::manual_clock>(fake);
+    const auto healthy = infra::health::perform_health_check<testing::manual_clock>(fake);
+    const bool doubles_ok = failed.status == infra::health::health_status::unhealthy &&
+                            healthy.status == infra::health::health_status::healthy;
+    std::printf("testing doubles: %s\n", doubles_ok ? "ok" : "wrong");
+    ok = doubles_ok && ok;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string url = argv[i];
     std::string_view scheme = std::string_view(url).substr(0, url.find(':'));

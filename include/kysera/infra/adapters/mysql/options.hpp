@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "../../detail/time.hpp"
+
 namespace kysera::infra::mysql {
 
 /// TLS for the session, named like the MySQL client's `--ssl-mode`.
@@ -74,9 +76,8 @@ namespace detail {
 
 /// Whole seconds for the client library, rounded up; 0 stays 0.
 inline int driver_seconds(std::chrono::milliseconds d) noexcept {
-  auto ms = d.count();
-  if (ms <= 0) return 0;
-  auto s = (ms + 999) / 1000;
+  if (d <= std::chrono::milliseconds::zero()) return 0;
+  const auto s = infra::detail::saturating_ceil<std::chrono::seconds>(d).count();
   return s > std::numeric_limits<int>::max() ? std::numeric_limits<int>::max() : static_cast<int>(s);
 }
 

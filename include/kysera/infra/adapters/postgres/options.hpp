@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "../../detail/time.hpp"
+
 namespace kysera::infra::postgres {
 
 /// Options of `postgres::connection`; a plain value type (not synchronised). Invalid values throw
@@ -36,10 +38,7 @@ namespace detail {
 /// libpq's connect_timeout is in whole seconds: round up so the bound is never shorter. Safe
 /// for every value, milliseconds::max() included (no overflow).
 inline std::int64_t whole_seconds(std::chrono::milliseconds d) noexcept {
-  const auto ms = static_cast<std::int64_t>(d.count());
-  std::int64_t seconds = ms / 1000;
-  if (ms % 1000 > 0) ++seconds;
-  return seconds;
+  return static_cast<std::int64_t>(infra::detail::saturating_ceil<std::chrono::seconds>(d).count());
 }
 
 inline connection_options validated(connection_options o) {
