@@ -9,7 +9,7 @@
 
 namespace kysera::infra::pool {
 
-/// A snapshot of a pool. `max` is the configured maximum (1 for a single connection).
+/// A value type: a snapshot of a pool. `max` is the configured maximum (1 for a single connection).
 struct pool_metrics {
   std::size_t total = 0;    ///< open connections, idle + active
   std::size_t idle = 0;     ///< open and free to lease
@@ -40,8 +40,8 @@ concept pool_with_metrics = requires(P& p) {
   pool_traits<std::remove_cvref_t<P>>::close(p);
 };
 
-/// A small copyable handle that reads metrics from, and closes, a pool that outlives it.
-/// Thread-safe as far as the pool's own `get_metrics` and `close` are.
+/// Thread-safe as far as the pool's own `get_metrics` and `close` are: a small copyable handle
+/// that reads metrics from, and closes, a pool that outlives it.
 class metrics_pool {
  public:
   template <pool_with_metrics P>

@@ -14,7 +14,7 @@
 
 namespace kysera::infra::pool {
 
-/// How a `connection_pool` behaves. Durations are `std::chrono::milliseconds` (`250ms` works);
+/// A value type: how a `connection_pool` behaves. Durations are `std::chrono::milliseconds` (`250ms` works);
 /// one too large for the pool's clock (up to `milliseconds::max()`) saturates and means
 /// "practically forever", never a wrapped-around "at once".
 /// Invalid values make the pool's constructor throw `std::invalid_argument` naming the field.
@@ -52,7 +52,7 @@ struct pool_options {
   infra::logger* logger = nullptr;
 };
 
-/// Cumulative counters since the pool was made; `get_statistics()` returns a copy. Use them to
+/// A value type: cumulative counters since the pool was made; `get_statistics()` returns a copy. Use them to
 /// diagnose exhaustion: many `timed_out` with a high `max_wait` means the pool is too small or
 /// leases are held too long; many `closed_broken` means the server drops sessions.
 struct pool_statistics {

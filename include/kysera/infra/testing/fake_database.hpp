@@ -36,6 +36,7 @@
 
 namespace kysera::infra::testing {
 
+/// Thread-safe: a scriptable in-memory `database` (see the file comment).
 class fake_database {
  public:
   /// Queue a failure for the next execute().
@@ -340,7 +341,7 @@ class fake_connection : public infra::adapters::detail::basic_connection<fake_co
 static_assert(infra::database_with_transaction<fake_connection>);
 static_assert(infra::database_with_bounded_ping<fake_connection>);
 
-/// The smallest possible `database`: proves the concept asks for nothing more.
+/// Not thread-safe: the smallest possible `database`; proves the concept asks for nothing more.
 struct minimal_database {
   int executes = 0;
   bool closed = false;

@@ -12,6 +12,7 @@
 
 namespace kysera::infra::testing {
 
+/// Thread-safe: a process-wide hand-stepped clock (see the file comment).
 struct manual_clock {
   using duration = std::chrono::nanoseconds;
   using rep = duration::rep;

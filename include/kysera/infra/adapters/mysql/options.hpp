@@ -35,8 +35,9 @@ constexpr std::string_view to_string(ssl_mode m) noexcept {
   return "unknown";
 }
 
-/// Options of a `mysql::connection`. Durations are sent to the client library in whole seconds,
-/// rounded up (250ms becomes 1 s). URL parameters of the same name override these fields.
+/// Options of a `mysql::connection`; a plain value type (not synchronised). Durations are sent to
+/// the client library in whole seconds, rounded up (250ms becomes 1 s). URL parameters of the
+/// same name override these fields.
 ///
 ///     kysera::infra::mysql::connection_options o;
 ///     o.connect_timeout = 3s;
