@@ -137,7 +137,8 @@ class pool_core : public pool_base {
   // of check_out's unbounded one.
   template <bool Validate = true>
   slot_type* try_fast(std::size_t& hint) noexcept {
-    if (KYSERA_INFRA_POOL_UNLIKELY(flags_.load(std::memory_order_acquire) != 0)) return nullptr;
+    if (KYSERA_INFRA_POOL_UNLIKELY((flags_.load(std::memory_order_acquire) & ~timings_bit) != 0))
+      return nullptr;
     const std::size_t n = size_;
     std::size_t i = hint;
     if (i >= n) i = 0;
@@ -155,14 +156,35 @@ class pool_core : public pool_base {
     return nullptr;
   }
 
-  // The caller owns `s` (in_use), returned by its lease: back to idle, or closed.
+  // The caller owns `s` (in_use), returned by its lease: back to idle, or closed. A pool that
+  // records timings carries timings_bit, so it takes the same one branch as a broken lease.
   void release(slot_type& s, bool broken) noexcept {
     const auto flags = flags_.load(std::memory_order_relaxed);
-    if (KYSERA_INFRA_POOL_UNLIKELY(broken || (flags & closed_bit))) {
-      discard(s, broken ? close_reason::broken : close_reason::pool_closed);
+    if (KYSERA_INFRA_POOL_UNLIKELY(broken || (flags & (closed_bit | timings_bit)))) {
+      release_slow(s, broken, flags);
       return;
     }
     publish_idle(s);
+  }
+
+  // The acquires of a pool that records timings (the caller checked `timings_`): `try_fast`,
+  // then with `Slow` `acquire_slow`, timed from the first look to the lease for wait_time; the
+  // lease is stamped for use_time. Null as try_fast / acquire_slow return it.
+  template <bool Validate, bool Slow>
+  KYSERA_INFRA_POOL_NOINLINE slot_type* timed_acquire(std::size_t& hint,
+                                                      std::chrono::milliseconds timeout,
+                                                      bool throw_if_exhausted) {
+    const auto start = Clock::now();
+    slot_type* s = try_fast<Validate>(hint);
+    if constexpr (Slow) {
+      if (s == nullptr) s = acquire_slow(timeout, throw_if_exhausted);
+    }
+    if (s != nullptr) {
+      const auto now = Clock::now();
+      timings_->wait_time.record(now - start);
+      s->leased_at = now;
+    }
+    return s;
   }
 
   KYSERA_INFRA_POOL_NOINLINE slot_type* acquire_slow(std::chrono::milliseconds timeout,
@@ -218,6 +240,17 @@ class pool_core : public pool_base {
   }
 
   // Slow paths -----------------------------------------------------------------------------------
+
+  // release() for a broken lease, a closed pool or a pool that records timings.
+  KYSERA_INFRA_POOL_NOINLINE void release_slow(slot_type& s, bool broken,
+                                               std::uint32_t flags) noexcept {
+    if (flags & timings_bit) timings_->use_time.record(Clock::now() - s.leased_at);
+    if (broken || (flags & closed_bit)) {
+      discard(s, broken ? close_reason::broken : close_reason::pool_closed);
+      return;
+    }
+    publish_idle(s);
+  }
 
   KYSERA_INFRA_POOL_NOINLINE bool revalidate(slot_type& s) noexcept {
     counters_.count_validated();
