@@ -190,9 +190,8 @@ class registry {
       detail::pool_reading r{p.get_metrics(), std::nullopt, std::nullopt, std::nullopt};
       if constexpr (requires { p.options().min_idle; }) r.min_idle = p.options().min_idle;
       if constexpr (requires { p.get_statistics().timed_out; }) r.timeouts = p.get_statistics().timed_out;
-      if constexpr (requires { p.timings()->use_time.snapshot(); }) {
-        if (const auto* t = p.timings())
-          r.timings = std::array{t->create_time.snapshot(), t->wait_time.snapshot(), t->use_time.snapshot()};
+      if constexpr (requires { p.timings()->use_time(); }) {
+        if (const auto* t = p.timings()) r.timings = std::array{t->create_time(), t->wait_time(), t->use_time()};
       }
       return r;
     };

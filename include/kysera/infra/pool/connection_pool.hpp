@@ -271,7 +271,7 @@ class connection_pool : private detail::pool_core<Clock> {
   /// `pool_options::record_timings` is set, else null. Readable from any thread while the pool
   /// runs; `metrics::registry::add_pool` exports them.
   ///
-  ///     if (const auto* t = pool.timings()) std::cout << t->use_time.snapshot().sum << " s leased\n";
+  ///     if (const auto* t = pool.timings()) std::cout << t->use_time().sum << " s leased\n";
   using core::timings;
 
   /// One housekeeping pass: closes idle connections past `max_lifetime`, and those the

@@ -62,7 +62,7 @@ class pool_base {
         size_(options_.max_size),
         scratch_(new std::uint64_t[2 * size_]),
         jitter_(seed),
-        timings_(options_.record_timings ? std::make_unique<pool_timings>() : nullptr),
+        timings_(options_.record_timings ? std::make_unique<pool_timings>(size_) : nullptr),
         flags_(options_.record_timings ? timings_bit : 0) {}
   ~pool_base() = default;
 

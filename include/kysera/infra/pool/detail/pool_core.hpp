@@ -168,23 +168,30 @@ class pool_core : public pool_base {
   }
 
   // The acquires of a pool that records timings (the caller checked `timings_`): `try_fast`,
-  // then with `Slow` `acquire_slow`, timed from the first look to the lease for wait_time; the
-  // lease is stamped for use_time. Null as try_fast / acquire_slow return it.
+  // then with `Slow` `acquire_slow`; the lease is stamped for use_time. wait_time records 0 for
+  // a lease try_fast handed out (one clock read, not two: see pool_timings::wait_time) and the
+  // time from the failed look to the lease for one acquire_slow did. Null as they return it.
   template <bool Validate, bool Slow>
   KYSERA_INFRA_POOL_NOINLINE slot_type* timed_acquire(std::size_t& hint,
                                                       std::chrono::milliseconds timeout,
                                                       bool throw_if_exhausted) {
-    const auto start = Clock::now();
-    slot_type* s = try_fast<Validate>(hint);
+    if (slot_type* s = try_fast<Validate>(hint)) {
+      s->leased_at = Clock::now();
+      timings_->record_wait(index_of(*s), Clock::duration::zero());
+      return s;
+    }
     if constexpr (Slow) {
-      if (s == nullptr) s = acquire_slow(timeout, throw_if_exhausted);
+      const auto start = Clock::now();
+      slot_type* s = acquire_slow(timeout, throw_if_exhausted);
+      if (s == nullptr) return nullptr;
+      s->leased_at = Clock::now();
+      timings_->record_wait(index_of(*s), s->leased_at - start);
+      return s;
+    } else {
+      (void)timeout;
+      (void)throw_if_exhausted;
+      return nullptr;
     }
-    if (s != nullptr) {
-      const auto now = Clock::now();
-      timings_->wait_time.record(now - start);
-      s->leased_at = now;
-    }
-    return s;
   }
 
   KYSERA_INFRA_POOL_NOINLINE slot_type* acquire_slow(std::chrono::milliseconds timeout,
@@ -244,7 +251,8 @@ class pool_core : public pool_base {
   // release() for a broken lease, a closed pool or a pool that records timings.
   KYSERA_INFRA_POOL_NOINLINE void release_slow(slot_type& s, bool broken,
                                                std::uint32_t flags) noexcept {
-    if (flags & timings_bit) timings_->use_time.record(Clock::now() - s.leased_at);
+    if (flags & timings_bit)
+      timings_->record_use(index_of(s), Clock::now() - s.leased_at);
     if (broken || (flags & closed_bit)) {
       discard(s, broken ? close_reason::broken : close_reason::pool_closed);
       return;
@@ -388,7 +396,11 @@ class pool_core : public pool_base {
   }
 
   void grant_locked(slot_type* s, bool create) noexcept {
-    pool_base::grant_locked(static_cast<std::size_t>(s - slots_.get()), create);
+    pool_base::grant_locked(index_of(*s), create);
+  }
+
+  std::size_t index_of(const slot_type& s) const noexcept {
+    return static_cast<std::size_t>(&s - slots_.get());
   }
 
   // Waits on `cv` until notified or `deadline` (callers loop): detail::wait_step, which also

@@ -107,11 +107,11 @@ void* pool_core<Clock>::make_connection() {
     if (!c)
       throw database_error(errc::backend_error,
                            "connection pool: the factory returned no connection", "pool");
-    if (timings_) timings_->create_time.record(Clock::now() - start);
+    if (timings_) timings_->record_create(Clock::now() - start);
     counters_.count_created();
     return c;
   } catch (...) {
-    if (timings_) timings_->create_time.record(Clock::now() - start);
+    if (timings_) timings_->record_create(Clock::now() - start);
     counters_.count_create_failed();
     throw;
   }
