@@ -14,8 +14,8 @@
 namespace kysera::infra::pool {
 
 /// Thread-safe and lock-free: the pool records from any thread while readers take snapshots.
-/// Each histogram holds seconds in OpenTelemetry's advised buckets (0.001 ... 10 s, as for
-/// `db.client.operation.duration`) and is exported by `metrics::registry` under the name in its
+/// Each histogram holds seconds in the buckets of `db.client.operation.duration` (OpenTelemetry's
+/// advised 0.001 ... 10 s, `metrics::operation_duration_buckets`) and is exported by `metrics::registry` under the name in its
 /// comment, with `db.client.connection.pool.name` = the registered name. The wait and use
 /// histograms are kept in up to 8 shards, chosen by the pool's slot, so that threads working on
 /// their own connections do not share the counters' cache lines; a snapshot adds them up.
