@@ -1,6 +1,7 @@
 // connection_pool's timing histograms (pool_options::record_timings): off by default; with it,
 // create_time counts every factory call (failed ones too), wait_time every acquire that obtained
-// a connection and use_time every lease, with the durations a manual clock makes exact; and
+// a connection (try_ping_until's included) and use_time every lease, with the durations a manual
+// clock makes exact; and
 // readings while other threads acquire and release (run under TSan in CI).
 
 #include "support/catch.hpp"
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <future>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -36,6 +38,14 @@ kp::pool_options timed(std::size_t max_size) {
   o.record_timings = true;
   return o;
 }
+
+// A database with a bounded ping, for try_ping_until (the health checks' lease).
+struct bounded_db {
+  void execute(std::string_view) {}
+  void close() {}
+  bool try_ping_until(std::chrono::steady_clock::time_point) { return true; }
+};
+static_assert(infra::database_with_bounded_ping<bounded_db>);
 
 // Bucket indexes of OpenTelemetry's bounds 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10 s.
 constexpr std::size_t up_to_1ms = 0, up_to_5ms = 1, up_to_50ms = 3, up_to_500ms = 5, up_to_5s = 7;
@@ -142,6 +152,20 @@ TEST_CASE("wait_time counts each acquire that obtained a connection and use_time
   CHECK(used.counts[up_to_50ms] == 1);
   CHECK(used.counts[up_to_500ms] == 1);  // the held lease
   CHECK(used.sum == Approx(2.32));
+}
+
+TEST_CASE("try_ping_until's lease is timed like any other", "[pool]") {
+  manual_clock::reset();
+  kp::connection_pool<bounded_db, manual_clock> pool([] { return std::make_unique<bounded_db>(); }, timed(1));
+  const auto deadline = std::chrono::steady_clock::now() + 1s;
+  CHECK_FALSE(pool.try_ping_until(deadline));  // nothing idle: no lease, nothing recorded
+  CHECK(pool.timings()->wait_time().count == 0);
+  { auto l = pool.acquire(); }
+  CHECK(pool.try_ping_until(deadline));
+  const auto s = pool.get_statistics();
+  CHECK(s.acquired == 2);
+  CHECK(pool.timings()->wait_time().count == s.acquired);
+  CHECK(pool.timings()->use_time().count == s.acquired);
 }
 
 TEST_CASE("timings are read while other threads acquire and release", "[pool]") {
