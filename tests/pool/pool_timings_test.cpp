@@ -1,8 +1,7 @@
 // connection_pool's timing histograms (pool_options::record_timings): off by default; with it,
 // create_time counts every factory call (failed ones too), wait_time every acquire that obtained
 // a connection (try_ping_until's included) and use_time every lease, with the durations a manual
-// clock makes exact; and
-// readings while other threads acquire and release (run under TSan in CI).
+// clock makes exact; and readings while other threads acquire and release (run under TSan in CI).
 
 #include "support/catch.hpp"
 #include "support/manual_clock.hpp"
