@@ -11,6 +11,7 @@
 //    all threads together: the inverse of the pool's throughput, not a latency.
 //  - The counter per_thread_ns is each thread's own wall time per cycle, averaged over threads:
 //    the latency one caller sees.
+//  - kysera_connection_pool_timed is kysera_connection_pool on a pool with record_timings.
 //  - The *_connection_pool cases give each pool 8 connections, so up to 8 threads never compete
 //    for a connection: kysera's thread-local hint hands each thread its own slot again, while
 //    SOCI and Poco serialise on one lock. The *_contended cases give the pool 2 connections for 8
@@ -54,15 +55,21 @@ struct stub_connection {
 
 using kysera_pool = kysera::infra::pool::connection_pool<stub_connection>;
 
-kysera_pool make_pool(std::size_t size) {
+kysera_pool make_pool(std::size_t size, bool record_timings = false) {
   kysera::infra::pool::pool_options o;
   o.max_size = size;
   o.housekeeping_interval = std::chrono::milliseconds(0);
+  o.record_timings = record_timings;
   return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
 }
 
 kysera_pool& our_pool() {
   static kysera_pool pool = make_pool(pool_size);
+  return pool;
+}
+
+kysera_pool& our_timed_pool() {
+  static kysera_pool pool = make_pool(pool_size, true);
   return pool;
 }
 
@@ -90,23 +97,28 @@ void measure(benchmark::State& state, Cycle&& cycle) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void kysera_connection_pool(benchmark::State& state) {
-  auto& pool = our_pool();
-  if (state.thread_index() == 0) warm_up(pool, pool_size);
+// Acquire + release cycles on `pool`, whose `size` connections are opened first.
+void kysera_cycles(benchmark::State& state, kysera_pool& pool, std::size_t size) {
+  if (state.thread_index() == 0) warm_up(pool, size);
   measure(state, [&] {
     auto lease = pool.acquire();
     benchmark::DoNotOptimize(&lease.get());
   });
 }
+
+void kysera_connection_pool(benchmark::State& state) { kysera_cycles(state, our_pool(), pool_size); }
 BENCHMARK(kysera_connection_pool)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
 
+// The same cycle on a pool with record_timings: two clock reads (the lease's start and end) and
+// two histogram records (wait_time, use_time) more. Its ratio to kysera_connection_pool in the
+// same run is the price of the timings.
+void kysera_connection_pool_timed(benchmark::State& state) {
+  kysera_cycles(state, our_timed_pool(), pool_size);
+}
+BENCHMARK(kysera_connection_pool_timed)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+
 void kysera_contended(benchmark::State& state) {
-  auto& pool = our_contended_pool();
-  if (state.thread_index() == 0) warm_up(pool, contended_pool_size);
-  measure(state, [&] {
-    auto lease = pool.acquire();
-    benchmark::DoNotOptimize(&lease.get());
-  });
+  kysera_cycles(state, our_contended_pool(), contended_pool_size);
 }
 BENCHMARK(kysera_contended)->Threads(8)->UseRealTime();
 

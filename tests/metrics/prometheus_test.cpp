@@ -8,6 +8,7 @@
 
 namespace km = kysera::infra::metrics;
 using kysera::test::metrics_support::make_pool;
+using kysera::test::metrics_support::scene;
 
 namespace {
 km::visitor::time_point at(double seconds) {
@@ -79,4 +80,24 @@ TEST_CASE("a registry scrape shows a pool's gauges as get_metrics() reports them
   CHECK(text.find("db_client_connection_max{db_client_connection_pool_name=\"main\"} 4\n") != std::string::npos);
   CHECK(km::to_openmetrics(reg).ends_with("# EOF\n"));
   CHECK(km::content_type(km::exposition_format::prometheus_text) == "text/plain; version=0.0.4; charset=utf-8");
+}
+
+TEST_CASE("a timed pool's histograms come out as *_seconds histograms in both formats", "[metrics]") {
+  scene s;  // its pool "timed" opened 2 connections, handed out 3 leases and has 1 still out
+  const auto text = km::to_prometheus(s.reg);
+  const auto om = km::to_openmetrics(s.reg);
+  const std::string label = "{db_client_connection_pool_name=\"timed\"}";
+  for (const std::string name : {"create_time", "wait_time", "use_time"}) {
+    const std::string family = "db_client_connection_" + name + "_seconds";
+    CHECK(text.find("# TYPE " + family + " histogram\n") != std::string::npos);
+    CHECK(om.find("# TYPE " + family + " histogram\n") != std::string::npos);
+    CHECK(om.find("# UNIT " + family + " seconds\n") != std::string::npos);
+    CHECK(text.find(family + "_bucket{db_client_connection_pool_name=\"timed\",le=\"+Inf\"}") != std::string::npos);
+    CHECK(om.find(family + "_created" + label) != std::string::npos);
+  }
+  CHECK(text.find("db_client_connection_create_time_seconds_count" + label + " 2\n") != std::string::npos);
+  CHECK(text.find("db_client_connection_wait_time_seconds_count" + label + " 3\n") != std::string::npos);
+  CHECK(text.find("db_client_connection_use_time_seconds_count" + label + " 2\n") != std::string::npos);
+  // The other pools do not record timings.
+  CHECK(text.find("create_time_seconds_count{db_client_connection_pool_name=\"main\"}") == std::string::npos);
 }

@@ -139,7 +139,7 @@ TEST_CASE("the scene's breakers, retries, monitors and durations have exact valu
   CHECK(t.histograms.at(base + "db.operation.name=INSERT,}").count == 1);
   CHECK(t.histograms.at(base + "db.operation.name=UPDATE,error.type=deadlock,}").count == 1);
   CHECK(t.histograms.at(base + "}").count == 1);  // "frobnicate": no operation name
-  CHECK(t.histograms.size() == 5);                 // the four above and the user's histogram
+  CHECK(t.histograms.size() == 8);  // the four above, the user's histogram, the timed pool's three
   CHECK(t.histograms.at("app.job.duration{job=" + nasty + ",}").counts == std::vector<std::uint64_t>{0, 1, 1});
 
   // Grouped by family: no name appears twice in call order.
@@ -350,4 +350,72 @@ TEST_CASE("a breaker's call counts add up across threads", "[metrics][resilience
   }
   for (auto& t : threads) t.join();
   CHECK(b.get_calls() == infra::resilience::circuit_breaker_calls{20000 - 500, 500, 0});
+}
+
+TEST_CASE("a pool with record_timings exports its three time histograms and one without none", "[metrics]") {
+  auto plain = make_pool(2);
+  auto timed = make_pool(2, 0, true);
+  km::registry reg;
+  auto r1 = reg.add_pool("plain", *plain);
+  auto r2 = reg.add_pool("timed", *timed);
+  { auto l = plain->acquire(); }
+  auto l1 = timed->acquire();
+  { auto l2 = timed->acquire(); }
+  { auto l3 = timed->acquire(); }
+  table t;
+  reg.collect(t);
+  const std::string p = "{db.client.connection.pool.name=timed,}";
+  const auto s = timed->get_statistics();
+  CHECK(t.histograms.at("db.client.connection.create_time" + p).count == s.created);
+  CHECK(t.histograms.at("db.client.connection.wait_time" + p).count == s.acquired);
+  CHECK(t.histograms.at("db.client.connection.use_time" + p).count == 2);  // l1 is still out
+  CHECK(t.histograms.at("db.client.connection.use_time" + p).bounds ==
+        std::vector<double>(km::operation_duration_buckets.begin(), km::operation_duration_buckets.end()));
+  for (const auto& [key, h] : t.histograms) {
+    CHECK(key.find("pool.name=plain") == std::string::npos);
+  }
+  // Each family once, in one run of calls.
+  CHECK(std::set<std::string>(t.order.begin(), t.order.end()).size() == t.order.size());
+
+  km::registry only_plain;
+  auto r3 = only_plain.add_pool("plain", *plain);
+  const auto text = km::to_prometheus(only_plain) + km::to_openmetrics(only_plain);
+  CHECK(text.find("create_time") == std::string::npos);
+  CHECK(text.find("wait_time") == std::string::npos);
+  CHECK(text.find("use_time") == std::string::npos);
+}
+
+TEST_CASE("scrapes read a timed pool's histograms while threads use it", "[metrics]") {
+  auto pool = make_pool(2, 0, true);
+  km::registry reg;
+  auto r = reg.add_pool("busy", *pool);
+  constexpr int threads = 3, cycles = 1000;
+  std::atomic<int> running{threads};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < threads; ++i) {
+    workers.emplace_back([&] {
+      for (int k = 0; k < cycles; ++k) {
+        try {
+          auto l = pool->acquire(std::chrono::seconds(10));
+        } catch (const infra::database_error&) {
+        }
+      }
+      running.fetch_sub(1);
+    });
+  }
+  double last = 0;
+  bool monotonic = true;
+  do {
+    table t;
+    reg.collect(t);
+    const double n = static_cast<double>(t.histograms.at("db.client.connection.wait_time{db.client.connection.pool.name=busy,}").count);
+    monotonic = monotonic && n >= last;
+    last = n;
+  } while (running.load() > 0);
+  for (auto& w : workers) w.join();
+  CHECK(monotonic);
+  table t;
+  reg.collect(t);
+  CHECK(t.histograms.at("db.client.connection.use_time{db.client.connection.pool.name=busy,}").count ==
+        pool->get_statistics().acquired);
 }

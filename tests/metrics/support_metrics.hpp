@@ -23,8 +23,9 @@ namespace km = kysera::infra::metrics;
 
 using fake_pool = infra::pool::connection_pool<fake_database>;
 
-inline infra::pool::pool_options quiet_pool(std::size_t max, std::size_t min_idle = 0) {
+inline infra::pool::pool_options quiet_pool(std::size_t max, std::size_t min_idle = 0, bool timings = false) {
   infra::pool::pool_options o;
+  o.record_timings = timings;
   o.max_size = max;
   o.min_idle = min_idle;
   o.housekeeping_interval = std::chrono::milliseconds(0);
@@ -33,8 +34,9 @@ inline infra::pool::pool_options quiet_pool(std::size_t max, std::size_t min_idl
   return o;
 }
 
-inline std::unique_ptr<fake_pool> make_pool(std::size_t max, std::size_t min_idle = 0) {
-  return std::make_unique<fake_pool>([] { return std::make_unique<fake_database>(); }, quiet_pool(max, min_idle));
+inline std::unique_ptr<fake_pool> make_pool(std::size_t max, std::size_t min_idle = 0, bool timings = false) {
+  return std::make_unique<fake_pool>([] { return std::make_unique<fake_database>(); },
+                                     quiet_pool(max, min_idle, timings));
 }
 
 /// Everything the exporter can show, with activity recorded so no series is trivially zero.
@@ -56,6 +58,7 @@ struct scene {
     pools.push_back(make_pool(4, 1));
     pools.push_back(make_pool(2));
     pools.push_back(make_pool(3));
+    pools.push_back(make_pool(2, 0, true));  // records timings
     {
       auto lease = pools[0]->acquire();  // one used, then idle again
     }
@@ -68,6 +71,12 @@ struct scene {
     handles.push_back(reg.add_pool("main", *pools[0]));
     handles.push_back(reg.add_pool(nasty, *pools[1]));
     handles.push_back(reg.add_pool("reports", infra::pool::create_metrics_pool(*pools[2])));
+    {
+      auto first = pools[3]->acquire();  // opens a connection
+      auto second = pools[3]->acquire();  // and another
+    }
+    leases.push_back(pools[3]->acquire());  // a lease still out: not in use_time yet
+    handles.push_back(reg.add_pool("timed", *pools[3]));
 
     for (int i = 0; i < 2; ++i) {
       breakers.push_back(std::make_unique<infra::resilience::circuit_breaker>(1, std::chrono::hours(1)));

@@ -29,27 +29,15 @@ using kysera::test::manual_clock;
 using kysera::test::pool::eventually;
 using kysera::test::pool::fake_backend;
 using kysera::test::pool::fake_connection;
+using kysera::test::pool::fixture;
 using kysera::test::pool::holds_for;
 using kysera::test::pool::metrics;
+using kysera::test::pool::quiet;
 using namespace std::chrono_literals;
 
 namespace {
 
 using test_pool = kp::connection_pool<fake_connection, manual_clock>;
-
-kp::pool_options quiet(std::size_t max_size) {
-  kp::pool_options o;
-  o.max_size = max_size;
-  o.housekeeping_interval = 0ms;  // tests drive maintain() themselves
-  o.max_lifetime_jitter = 0;
-  o.logger = &infra::silent_logger();
-  return o;
-}
-
-struct fixture {
-  fixture() { manual_clock::reset(); }
-  std::shared_ptr<fake_backend> backend = fake_backend::make();
-};
 
 template <class Fn>
 infra::database_error catch_database_error(Fn&& fn) {

@@ -3,6 +3,7 @@
 // failures, and the backend that makes them (the pool's factory). Thread-safe.
 
 #include "support/eventually.hpp"
+#include "support/manual_clock.hpp"
 #include <kysera/infra/database.hpp>
 #include <kysera/infra/error.hpp>
 #include <kysera/infra/pool.hpp>
@@ -211,6 +212,23 @@ bool holds_for(Pred pred, std::chrono::milliseconds span) {
   }
   return pred();
 }
+
+/// Options for tests that drive the pool by hand: no housekeeping thread (they call maintain()),
+/// no lifetime jitter, nothing logged.
+inline infra::pool::pool_options quiet(std::size_t max_size) {
+  infra::pool::pool_options o;
+  o.max_size = max_size;
+  o.housekeeping_interval = std::chrono::milliseconds(0);
+  o.max_lifetime_jitter = 0;
+  o.logger = &infra::silent_logger();
+  return o;
+}
+
+/// A test on the manual clock: resets it, and makes a fresh backend.
+struct fixture {
+  fixture() { kysera::test::manual_clock::reset(); }
+  std::shared_ptr<fake_backend> backend = fake_backend::make();
+};
 
 inline infra::pool::pool_metrics metrics(std::size_t total, std::size_t idle, std::size_t active,
                                          std::size_t waiting, std::size_t max) {

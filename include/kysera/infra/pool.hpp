@@ -14,3 +14,4 @@
 #include "pool/connection_pool.hpp"
 #include "pool/metrics.hpp"
 #include "pool/options.hpp"
+#include "pool/timings.hpp"

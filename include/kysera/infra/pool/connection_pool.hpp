@@ -23,6 +23,7 @@
 #include "detail/pool_core.hpp"
 #include "metrics.hpp"
 #include "options.hpp"
+#include "timings.hpp"
 
 namespace kysera::infra::pool {
 
@@ -147,6 +148,8 @@ class connection_pool : private detail::pool_core<Clock> {
   lease acquire(std::chrono::milliseconds timeout) {
     if (timeout.count() < 0)
       throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
+    if (KYSERA_INFRA_POOL_UNLIKELY(this->timings_ != nullptr))
+      return lease(this, this->template timed_acquire<true, true>(hint_, timeout, true));
     if (slot* s = this->try_fast(hint_); KYSERA_INFRA_POOL_LIKELY(s != nullptr))
       return lease(this, s);
     return lease(this, this->acquire_slow(timeout, true));
@@ -158,6 +161,11 @@ class connection_pool : private detail::pool_core<Clock> {
   ///
   ///     if (auto c = pool.try_acquire()) (*c)->execute("select 1");
   std::optional<lease> try_acquire() {
+    if (KYSERA_INFRA_POOL_UNLIKELY(this->timings_ != nullptr)) {
+      slot* s = this->template timed_acquire<true, true>(hint_, std::chrono::milliseconds(0), false);
+      if (s) return lease(this, s);
+      return std::nullopt;
+    }
     if (slot* s = this->try_fast(hint_)) return lease(this, s);
     if (slot* s = this->acquire_slow(std::chrono::milliseconds(0), false)) return lease(this, s);
     return std::nullopt;
@@ -208,7 +216,9 @@ class connection_pool : private detail::pool_core<Clock> {
   ///     bool answered = pool.try_ping_until(std::chrono::steady_clock::now() + 500ms);
   bool try_ping_until(std::chrono::steady_clock::time_point deadline) requires
       infra::database_with_bounded_ping<Connection> {
-    slot* s = this->template try_fast<false>(hint_);
+    slot* s = KYSERA_INFRA_POOL_UNLIKELY(this->timings_ != nullptr)
+                  ? this->template timed_acquire<false, false>(hint_, std::chrono::milliseconds(0), false)
+                  : this->template try_fast<false>(hint_);
     if (s == nullptr) return false;
     lease l(this, s);
     try {
@@ -256,6 +266,13 @@ class connection_pool : private detail::pool_core<Clock> {
 
   using core::is_closed;
   using core::options;
+
+  /// The `create_time`, `wait_time` and `use_time` histograms (seconds) when
+  /// `pool_options::record_timings` is set, else null. Readable from any thread while the pool
+  /// runs; `metrics::registry::add_pool` exports them.
+  ///
+  ///     if (const auto* t = pool.timings()) std::cout << t->use_time().sum << " s leased\n";
+  using core::timings;
 
   /// One housekeeping pass: closes idle connections past `max_lifetime`, and those the
   /// housekeeper has seen idle for `idle_timeout` while more than `min_idle` are idle, then opens

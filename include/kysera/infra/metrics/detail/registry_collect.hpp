@@ -62,6 +62,19 @@ inline void registry::collect(visitor& v) const {
       v.on_counter(d, a, static_cast<double>(*r.timeouts), s->created);
     }
   }
+  {
+    static constexpr std::array<descriptor, 3> timings{{
+        {"db.client.connection.create_time", "s", "The time it took to create a new connection."},
+        {"db.client.connection.wait_time", "s", "The time it took to obtain an open connection from the pool."},
+        {"db.client.connection.use_time", "s", "The time between borrowing a connection and returning it to the pool."}}};
+    for (std::size_t i = 0; i < timings.size(); ++i) {
+      for (const auto& [s, r] : pools) {
+        if (!r.timings) continue;
+        const std::array<attribute, 1> a{{{pool_key, s->name}}};
+        v.on_histogram(timings[i], a, (*r.timings)[i], s->created);
+      }
+    }
+  }
   for (const auto& [key, family] : state_->durations) family->collect(v);
 
   // User histograms, grouped by name.

@@ -22,6 +22,7 @@
 #include "../../logger.hpp"
 #include "../metrics.hpp"
 #include "../options.hpp"
+#include "../timings.hpp"
 #include "statistics.hpp"
 #include "waiter_queue.hpp"
 
@@ -44,18 +45,25 @@ class pool_base {
     return (flags_.load(std::memory_order_acquire) & closed_bit) != 0;
   }
   const pool_options& options() const noexcept { return options_; }
+  /// The timing histograms, or null unless `pool_options::record_timings` was set.
+  const pool_timings* timings() const noexcept { return timings_.get(); }
 
  protected:
   static constexpr std::uint32_t closed_bit = 1;
   static constexpr std::uint32_t waiters_bit = 2;
   static constexpr std::uint32_t gate_bit = 4;
+  // Set for the pool's whole life when it records timings, so that release() finds it in the
+  // flags it reads anyway; try_fast ignores it.
+  static constexpr std::uint32_t timings_bit = 8;
 
   /// Validates `options` first (`std::invalid_argument` naming the field).
   explicit pool_base(const pool_options& options, std::uint64_t seed)
       : options_((validate(options), options)),
         size_(options_.max_size),
         scratch_(new std::uint64_t[2 * size_]),
-        jitter_(seed) {}
+        jitter_(seed),
+        timings_(options_.record_timings ? std::make_unique<pool_timings>(size_) : nullptr),
+        flags_(options_.record_timings ? timings_bit : 0) {}
   ~pool_base() = default;
 
   // Counts a caller of the slow path in `inside_` until its very last touch of the pool.
@@ -175,9 +183,11 @@ class pool_base {
   const std::size_t size_;
   const std::unique_ptr<std::uint64_t[]> scratch_;  // for metrics_locked, under the lock
   infra::detail::shared_splitmix64 jitter_;         // lifetime jitter
+  // Null unless record_timings; read by every acquire, next to size_ (which try_fast reads).
+  const std::unique_ptr<pool_timings> timings_;
 
   // Read on every acquire and release, written rarely: its own cache line.
-  alignas(64) mutable std::atomic<std::uint32_t> flags_{0};
+  alignas(64) mutable std::atomic<std::uint32_t> flags_;
 
   std::mutex maintain_mutex_;
   alignas(64) mutable std::mutex mutex_;

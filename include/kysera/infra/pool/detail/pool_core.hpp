@@ -137,7 +137,8 @@ class pool_core : public pool_base {
   // of check_out's unbounded one.
   template <bool Validate = true>
   slot_type* try_fast(std::size_t& hint) noexcept {
-    if (KYSERA_INFRA_POOL_UNLIKELY(flags_.load(std::memory_order_acquire) != 0)) return nullptr;
+    if (KYSERA_INFRA_POOL_UNLIKELY((flags_.load(std::memory_order_acquire) & ~timings_bit) != 0))
+      return nullptr;
     const std::size_t n = size_;
     std::size_t i = hint;
     if (i >= n) i = 0;
@@ -155,14 +156,42 @@ class pool_core : public pool_base {
     return nullptr;
   }
 
-  // The caller owns `s` (in_use), returned by its lease: back to idle, or closed.
+  // The caller owns `s` (in_use), returned by its lease: back to idle, or closed. A pool that
+  // records timings carries timings_bit, so it takes the same one branch as a broken lease.
   void release(slot_type& s, bool broken) noexcept {
     const auto flags = flags_.load(std::memory_order_relaxed);
-    if (KYSERA_INFRA_POOL_UNLIKELY(broken || (flags & closed_bit))) {
-      discard(s, broken ? close_reason::broken : close_reason::pool_closed);
+    if (KYSERA_INFRA_POOL_UNLIKELY(broken || (flags & (closed_bit | timings_bit)))) {
+      release_slow(s, broken, flags);
       return;
     }
     publish_idle(s);
+  }
+
+  // The acquires of a pool that records timings (the caller checked `timings_`): `try_fast`,
+  // then with `Slow` `acquire_slow`; the lease is stamped for use_time. wait_time records 0 for
+  // a lease try_fast handed out (one clock read, not two: see pool_timings::wait_time) and the
+  // time from the failed look to the lease for one acquire_slow did. Null as they return it.
+  template <bool Validate, bool Slow>
+  KYSERA_INFRA_POOL_NOINLINE slot_type* timed_acquire(std::size_t& hint,
+                                                      std::chrono::milliseconds timeout,
+                                                      bool throw_if_exhausted) {
+    if (slot_type* s = try_fast<Validate>(hint)) {
+      s->leased_at = Clock::now();
+      timings_->record_wait(index_of(*s), Clock::duration::zero());
+      return s;
+    }
+    if constexpr (Slow) {
+      const auto start = Clock::now();
+      slot_type* s = acquire_slow(timeout, throw_if_exhausted);
+      if (s == nullptr) return nullptr;
+      s->leased_at = Clock::now();
+      timings_->record_wait(index_of(*s), s->leased_at - start);
+      return s;
+    } else {
+      (void)timeout;
+      (void)throw_if_exhausted;
+      return nullptr;
+    }
   }
 
   KYSERA_INFRA_POOL_NOINLINE slot_type* acquire_slow(std::chrono::milliseconds timeout,
@@ -218,6 +247,18 @@ class pool_core : public pool_base {
   }
 
   // Slow paths -----------------------------------------------------------------------------------
+
+  // release() for a broken lease, a closed pool or a pool that records timings.
+  KYSERA_INFRA_POOL_NOINLINE void release_slow(slot_type& s, bool broken,
+                                               std::uint32_t flags) noexcept {
+    if (flags & timings_bit)
+      timings_->record_use(index_of(s), Clock::now() - s.leased_at);
+    if (broken || (flags & closed_bit)) {
+      discard(s, broken ? close_reason::broken : close_reason::pool_closed);
+      return;
+    }
+    publish_idle(s);
+  }
 
   KYSERA_INFRA_POOL_NOINLINE bool revalidate(slot_type& s) noexcept {
     counters_.count_validated();
@@ -355,7 +396,11 @@ class pool_core : public pool_base {
   }
 
   void grant_locked(slot_type* s, bool create) noexcept {
-    pool_base::grant_locked(static_cast<std::size_t>(s - slots_.get()), create);
+    pool_base::grant_locked(index_of(*s), create);
+  }
+
+  std::size_t index_of(const slot_type& s) const noexcept {
+    return static_cast<std::size_t>(&s - slots_.get());
   }
 
   // Waits on `cv` until notified or `deadline` (callers loop): detail::wait_step, which also

@@ -43,6 +43,7 @@ struct alignas(64) slot {
   void* connection = nullptr;                  // a Connection*, owned by the pool
   typename Clock::time_point last_checkout{};  // when last handed out (or opened)
   typename Clock::time_point expires_at{};
+  typename Clock::time_point leased_at{};      // when handed out, kept only with record_timings
   bool proven = false;  // opened or pinged by the acquire that handed it out
   // Written only by the owner (plain load + store, no RMW); read by get_statistics.
   std::atomic<std::uint64_t> acquired{0};

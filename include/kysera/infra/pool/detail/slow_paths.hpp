@@ -97,17 +97,21 @@ auto pool_core<Clock>::create_into(slot_type& s) -> slot_type* {
   return &s;
 }
 
-// A new connection from the factory (never null), counted.
+// A new connection from the factory (never null), counted, and timed when the pool records
+// timings (create_time takes failures too).
 template <class Clock>
 void* pool_core<Clock>::make_connection() {
+  const auto start = timings_ ? Clock::now() : typename Clock::time_point{};
   try {
     void* c = open_connection();
     if (!c)
       throw database_error(errc::backend_error,
                            "connection pool: the factory returned no connection", "pool");
+    if (timings_) timings_->record_create(Clock::now() - start);
     counters_.count_created();
     return c;
   } catch (...) {
+    if (timings_) timings_->record_create(Clock::now() - start);
     counters_.count_create_failed();
     throw;
   }
