@@ -1,7 +1,9 @@
 #include "support_metrics.hpp"
 
 #include "support/catch.hpp"
+#include "support/manual_clock.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <atomic>
@@ -418,4 +420,65 @@ TEST_CASE("scrapes read a timed pool's histograms while threads use it", "[metri
   reg.collect(t);
   CHECK(t.histograms.at("db.client.connection.use_time{db.client.connection.pool.name=busy,}").count ==
         pool->get_statistics().acquired);
+}
+
+TEST_CASE("a with_debug wrapper exports its query count and its window's durations", "[metrics][health]") {
+  using kysera::test::manual_clock;
+  using namespace std::chrono_literals;
+  manual_clock::reset();
+  kysera::test::fake_database db;
+  infra::health::debug_options o;
+  o.max_metrics = 4;
+  auto dbg = infra::health::with_debug<manual_clock>(db, o);
+  km::registry reg;
+  auto r = reg.add_debug_database("orders", dbg);
+  const auto family_absent = [&](std::string_view name) {
+    table t;
+    reg.collect(t);
+    return std::find(t.order.begin(), t.order.end(), name) == t.order.end();
+  };
+  CHECK(collected(reg, "kysera.debug.queries{name=orders,}") == 0);
+  CHECK(family_absent("kysera.debug.query.duration"));  // no statement yet
+
+  // Six statements of 10, 20, ... 60 ms; the fifth fails. The window keeps the last four.
+  for (int i = 1; i <= 6; ++i) {
+    db.on_next([i] {
+      manual_clock::advance(std::chrono::milliseconds(10 * i));
+      if (i == 5) throw infra::database_error(infra::errc::deadlock, "scripted failure", "fake");
+    });
+    try {
+      dbg.execute("SELECT 1");
+    } catch (const infra::database_error&) {
+    }
+  }
+  table t;
+  reg.collect(t);
+  CHECK(t.values.at("kysera.debug.queries{name=orders,}") == 6);
+  CHECK(t.values.at("kysera.debug.queries.held{name=orders,}") == 4);
+  CHECK(t.values.at("kysera.debug.query.errors{name=orders,}") == 1);
+  const auto stat = [&](const char* s) {
+    return t.values.at(std::string("kysera.debug.query.duration{name=orders,statistic=") + s + ",}");
+  };
+  // The window: 30, 40, 50, 60 ms.
+  CHECK(stat("avg") == Approx(0.045));
+  CHECK(stat("p50") == Approx(0.040));
+  CHECK(stat("p95") == Approx(0.060));
+  CHECK(stat("p99") == Approx(0.060));
+  CHECK(stat("max") == Approx(0.060));
+
+  r.reset();
+  CHECK(family_absent("kysera.debug.queries"));
+}
+
+TEST_CASE("a with_debug wrapper held by shared_ptr is forgotten when it goes", "[metrics][health]") {
+  kysera::test::fake_database db;
+  km::registry reg;
+  auto dbg = std::make_shared<infra::health::debug_database<kysera::test::fake_database>>(db);
+  reg.add_debug_database("weak", dbg);
+  dbg->execute("SELECT 1");
+  CHECK(collected(reg, "kysera.debug.queries{name=weak,}") == 1);
+  dbg.reset();
+  table t;
+  reg.collect(t);
+  CHECK(t.values.count("kysera.debug.queries{name=weak,}") == 0);
 }

@@ -49,6 +49,8 @@ struct scene {
   fake_database monitored_db;
   std::optional<infra::health::health_monitor<fake_database>> monitor;
   fake_database queried_db;
+  fake_database debugged_db;
+  std::optional<infra::health::debug_database<fake_database>> debugged;
   km::histogram user_histogram{0.5, 1.0};
   std::vector<km::registration> handles;  // declared last: deregistered first
 
@@ -115,6 +117,15 @@ struct scene {
     } catch (...) {
     }
     db.execute("frobnicate");
+
+    debugged.emplace(debugged_db);
+    debugged->execute("SELECT 1");
+    debugged_db.fail_next(infra::errc::deadlock);
+    try {
+      debugged->execute("SELECT 2");
+    } catch (...) {
+    }
+    handles.push_back(reg.add_debug_database(nasty, *debugged));
 
     user_histogram.record(0.75);
     user_histogram.record(3.0);

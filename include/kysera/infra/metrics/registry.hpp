@@ -44,7 +44,30 @@ struct breaker_reading {
   resilience::circuit_breaker_calls calls;
 };
 
-enum class source_kind { pool, breaker, retry, monitor, histogram };
+/// What a `with_debug` wrapper holds now: the statements in its window (at most `max_metrics`,
+/// the most recent), in seconds, sorted; and its counts.
+struct debug_reading {
+  std::uint64_t recorded = 0;  // since construction, evicted entries included
+  std::size_t held = 0;        // entries in the window, transactions included
+  std::size_t failed = 0;      // statements in the window whose execute threw
+  std::vector<double> seconds;  // durations of the window's statements, ascending
+};
+
+/// `debug_reading` of anything with with_debug's readers.
+template <class D>
+debug_reading read_debug(const D& d) {
+  debug_reading r;
+  r.recorded = d.recorded_queries();
+  r.held = d.metrics_size();
+  auto durations = d.query_durations(D::clock::time_point::min());
+  r.failed = durations.statements.failed;
+  r.seconds = std::move(durations.statements.ms);
+  for (double& x : r.seconds) x /= 1000.0;
+  std::sort(r.seconds.begin(), r.seconds.end());
+  return r;
+}
+
+enum class source_kind { pool, breaker, retry, monitor, histogram, debug };
 
 /// One registered object: a type-erased pointer and the function that reads it.
 struct source {
@@ -65,6 +88,7 @@ struct source {
   pool_reading (*read_pool)(const void*) = nullptr;
   breaker_reading (*read_breaker)(const void*) = nullptr;
   int (*read_monitor)(const void*) = nullptr;  // -1: no check yet, else 0 healthy .. 2 unhealthy
+  debug_reading (*read_debug)(const void*) = nullptr;
   // histograms only
   std::string unit;
   std::string description;
@@ -218,6 +242,13 @@ class registry {
     return s;
   }
 
+  template <class D>
+  detail::source debug_source(std::string name, const D* dbg) const {
+    detail::source s = make(detail::source_kind::debug, std::move(name), dbg);
+    s.read_debug = [](const void* o) { return detail::read_debug(*static_cast<const D*>(o)); };
+    return s;
+  }
+
   template <class T>
   void add_weak(detail::source s, const std::shared_ptr<T>& object) {
     if (!object) throw std::invalid_argument("metrics registry: a null shared_ptr for '" + s.name + "'");
@@ -248,6 +279,8 @@ class registry {
   registration add_retry(std::string, const resilience::retry_counters&&) = delete;
   template <class M>
   registration add_health_monitor(std::string, const M&&) = delete;
+  template <class D>
+  registration add_debug_database(std::string, const D&&) = delete;
   registration add_histogram(std::string, std::string, std::string, std::vector<std::pair<std::string, std::string>>,
                              const histogram&&) = delete;
 
@@ -274,6 +307,31 @@ class registry {
     }
   registration add_health_monitor(std::string name, const M& monitor) {
     return add(monitor_source(std::move(name), &monitor));
+  }
+
+  /// A `with_debug` wrapper (`debug_database`): `kysera.debug.queries` (every query it recorded,
+  /// a counter), and over the statements its window holds now (the last `max_metrics` queries):
+  /// `kysera.debug.query.duration` (seconds, attribute `statistic` = avg, p50, p95, p99, max,
+  /// nearest rank; absent while the window holds no statement), `kysera.debug.query.errors`
+  /// and `kysera.debug.queries.held`. Read by reference: the wrapper must stay alive until the
+  /// registration ends. Each scrape copies and sorts the window (max_metrics doubles).
+  ///
+  ///     auto dbg = kysera::infra::health::with_debug(db);
+  ///     auto r = reg.add_debug_database("orders", dbg);
+  template <class D>
+    requires requires(const D& d) {
+      { d.recorded_queries() } -> std::convertible_to<std::uint64_t>;
+      { d.metrics_size() } -> std::convertible_to<std::size_t>;
+      d.query_durations(D::clock::time_point::min());
+    }
+  registration add_debug_database(std::string name, const D& dbg) {
+    return add(debug_source(std::move(name), &dbg));
+  }
+
+  /// The same, held weakly: read while `dbg` lives, forgotten after.
+  template <class D>
+  void add_debug_database(std::string name, const std::shared_ptr<D>& dbg) {
+    add_weak(debug_source(std::move(name), dbg.get()), dbg);
   }
 
   /// A histogram of the user's, exported under `name` (OpenTelemetry style, dots allowed) with

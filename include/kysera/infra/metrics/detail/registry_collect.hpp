@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../query_stats.hpp"
 #include "../registry.hpp"
 
 namespace kysera::infra::metrics {
@@ -137,6 +138,49 @@ inline void registry::collect(visitor& v) const {
         const std::array<attribute, 2> a{{{"name", s.name}, {"kind", kind}}};
         v.on_counter(d, a, static_cast<double>(n), s.created);
       }
+    }
+  }
+  {
+    std::vector<std::pair<const source*, detail::debug_reading>> debugs;
+    for (const auto& s : all) {
+      if (s.kind != source_kind::debug) continue;
+      if (const auto object = s.pin()) debugs.emplace_back(&s, s.read_debug(object.get()));
+    }
+    static constexpr descriptor queries{"kysera.debug.queries", "{query}",
+                                        "Queries a with_debug wrapper recorded, evicted ones included."};
+    for (const auto& [s, r] : debugs) {
+      const std::array<attribute, 1> a{{{"name", s->name}}};
+      v.on_counter(queries, a, static_cast<double>(r.recorded), s->created);
+    }
+    static constexpr descriptor duration{"kysera.debug.query.duration", "s",
+                                         "Statement durations over the queries the with_debug window holds now."};
+    for (const auto& [s, r] : debugs) {
+      if (r.seconds.empty()) continue;
+      const auto n = r.seconds.size();
+      double sum = 0.0;
+      for (double x : r.seconds) sum += x;
+      const auto rank = [&](unsigned percent) { return r.seconds[detail::nearest_rank_index(n, percent)]; };
+      const std::array<std::pair<std::string_view, double>, 5> stats{{{"avg", sum / static_cast<double>(n)},
+                                                                       {"p50", rank(50)},
+                                                                       {"p95", rank(95)},
+                                                                       {"p99", rank(99)},
+                                                                       {"max", r.seconds.back()}}};
+      for (const auto& [statistic, value] : stats) {
+        const std::array<attribute, 2> a{{{"name", s->name}, {"statistic", statistic}}};
+        v.on_gauge(duration, a, value);
+      }
+    }
+    static constexpr descriptor errors{"kysera.debug.query.errors", "{query}",
+                                       "Statements that failed among those the with_debug window holds now."};
+    for (const auto& [s, r] : debugs) {
+      const std::array<attribute, 1> a{{{"name", s->name}}};
+      v.on_gauge(errors, a, static_cast<double>(r.failed));
+    }
+    static constexpr descriptor held{"kysera.debug.queries.held", "{query}",
+                                     "Entries the with_debug window holds now (at most max_metrics)."};
+    for (const auto& [s, r] : debugs) {
+      const std::array<attribute, 1> a{{{"name", s->name}}};
+      v.on_gauge(held, a, static_cast<double>(r.held));
     }
   }
   {
