@@ -54,6 +54,13 @@ inline std::string mysql_socket() { return require("KYSERA_TEST_MYSQL_SOCKET"); 
 /// client-key.pem (signed by ca.pem), other-ca.pem (signed nothing the server uses).
 inline std::string mysql_tls_dir() { return require("KYSERA_TEST_MYSQL_TLS_DIR"); }
 
+/// The replication tests' servers (fixture `replication`, its own state directory): the
+/// PostgreSQL replica of postgres_url()'s server, and the MariaDB primary and replica as the
+/// application account `kysera_app` (no READ ONLY ADMIN, so the replica's read_only binds it).
+inline std::string postgres_replica_url() { return require("KYSERA_TEST_POSTGRES_REPLICA_URL"); }
+inline std::string mysql_app_url() { return require("KYSERA_TEST_MYSQL_APP_URL"); }
+inline std::string mysql_replica_url() { return require("KYSERA_TEST_MYSQL_REPLICA_URL"); }
+
 /// The passwords the servers were set up with (tests check they never leak).
 inline std::string postgres_password() { return "pg-Secret-7d2f"; }
 inline std::string mysql_password() { return "my-Secret-91ac"; }

@@ -6,6 +6,15 @@
 #   servers.sh fixture-up | fixture-down           for ctest fixtures: down only stops what up started
 #   servers.sh pause|resume|restart|kill <postgres|mysql>
 #   servers.sh status | env
+#   servers.sh replication-up | replication-down  primaries and replicas for the replication tests
+#   servers.sh promote <postgres-replica|mysql-replica>
+#
+# Replicas: postgres-replica streams from this directory's postgres (a pg_basebackup taken when
+# it first starts); mysql-replica replicates this directory's mariadb from its first binary log.
+# The MariaDB primary writes a binary log only in a directory marked for replication (the file
+# `replication`, which replication-up creates), so the servers of the other tests are unchanged.
+# Start/stop/pause/resume/kill take the replica names too; promote makes a replica a writable
+# primary (pg_ctl promote; STOP SLAVE, RESET SLAVE ALL, read_only off).
 #
 # State lives in $KYSERA_TEST_SERVER_DIR: <name>.port, <name>.pid, server.env (URLs for tests).
 # MariaDB also listens on a unix socket (KYSERA_TEST_MYSQL_SOCKET) and offers TLS with a
@@ -73,6 +82,11 @@ write_env() {
     [ -f "$dir/mysql.port" ] && echo "KYSERA_TEST_MYSQL_URL=mysql://kysera:${MY_PASSWORD}@127.0.0.1:$(cat "$dir/mysql.port")/kysera_test"
     [ -f "$dir/mysql.socket" ] && echo "KYSERA_TEST_MYSQL_SOCKET=$(cat "$dir/mysql.socket")"
     [ -f "$dir/mysql-tls/ca.pem" ] && echo "KYSERA_TEST_MYSQL_TLS_DIR=$dir/mysql-tls"
+    [ -f "$dir/postgres-replica.port" ] && echo "KYSERA_TEST_POSTGRES_REPLICA_URL=postgres://postgres:${PG_PASSWORD}@127.0.0.1:$(cat "$dir/postgres-replica.port")/postgres"
+    if [ -f "$dir/replication" ] && [ -f "$dir/mysql.port" ]; then
+      echo "KYSERA_TEST_MYSQL_APP_URL=mysql://kysera_app:${MY_PASSWORD}@127.0.0.1:$(cat "$dir/mysql.port")/kysera_test"
+    fi
+    [ -f "$dir/mysql-replica.port" ] && echo "KYSERA_TEST_MYSQL_REPLICA_URL=mysql://kysera_app:${MY_PASSWORD}@127.0.0.1:$(cat "$dir/mysql-replica.port")/kysera_test"
     true
   } > "$dir/server.env.tmp.$$"
   mv -f "$dir/server.env.tmp.$$" "$dir/server.env"
@@ -146,8 +160,9 @@ wait_stopped() {
 
 # The postmaster stops first: a backend forked between listing the children and stopping them
 # would otherwise keep serving its connection through the whole pause.
-pg_pause() {
-  local p; p=$(cat "$dir/postgres.pid")
+pg_pause() { pg_pause_pid "$(cat "$dir/postgres.pid")"; }
+pg_pause_pid() {
+  local p=$1
   kill -STOP "$p"
   local children; children=$(pgrep -P "$p" || true)
   [ -z "$children" ] || kill -STOP $children
@@ -205,7 +220,7 @@ my_start() {
   "$(my_bin)" --no-defaults --datadir="$data" --port="$port" --bind-address=127.0.0.1 \
     --socket="$sock" --pid-file="$dir/mysql.pidfile" --user="$(id -un)" --skip-name-resolve \
     --max-connections=300 --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
-    --innodb-flush-log-at-trx-commit=2 --skip-log-bin --log-error="$dir/mysql.err" \
+    --innodb-flush-log-at-trx-commit=2 $(my_binlog_args) --log-error="$dir/mysql.err" \
     --ssl-ca="$tls/ca.pem" --ssl-cert="$tls/server-cert.pem" --ssl-key="$tls/server-key.pem" \
     >/dev/null 2>&1 &
   echo $! > "$dir/mysql.pid"
@@ -230,6 +245,15 @@ SQL
 CREATE USER IF NOT EXISTS 'kysera_x509'@'%' IDENTIFIED BY '${MY_PASSWORD}' REQUIRE X509;
 GRANT ALL PRIVILEGES ON kysera_test.* TO 'kysera_x509'@'%';
 SQL
+  if [ -f "$dir/replication" ]; then
+    # The application account of the replication tests: all it needs on kysera_test, and to
+    # read the replication status, but not READ ONLY ADMIN, so a replica's read_only binds it.
+    "$(my_client)" --no-defaults --socket="$sock" -uroot <<SQL
+CREATE USER IF NOT EXISTS 'kysera_app'@'%' IDENTIFIED BY '${MY_PASSWORD}';
+GRANT ALL PRIVILEGES ON kysera_test.* TO 'kysera_app'@'%';
+GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'kysera_app'@'%';
+SQL
+  fi
   write_env
   log "mariadb on 127.0.0.1:$port"
 }
@@ -247,15 +271,136 @@ my_stop() {
 my_pause() { local p; p=$(cat "$dir/mysql.pid"); kill -STOP "$p"; wait_stopped "$p"; }
 my_resume() { [ -f "$dir/mysql.pid" ] && kill -CONT "$(cat "$dir/mysql.pid")" 2>/dev/null || true; }
 
+# The primary's binary log, in a directory marked for replication only.
+my_binlog_args() {
+  if [ -f "$dir/replication" ]; then echo "--log-bin=mysql-bin --server-id=1 --binlog-format=ROW"
+  else echo "--skip-log-bin"; fi
+}
+
+# ---------------------------------------------------------------- replicas
+
+pgr_data() { cat "$dir/postgres-replica.datadir"; }
+pgr_running() { [ -f "$dir/postgres-replica.datadir" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$(pgr_data)" status >/dev/null 2>&1; }
+pgr_start() {
+  pg_running || { log "postgres-replica: the postgres primary is not running"; return 1; }
+  local bin port data
+  bin=$(pg_bindir)
+  if [ ! -f "$dir/postgres-replica.datadir" ]; then
+    data="$(pg_data)-replica"  # beside the primary's, so the postgres user can write it too
+    mkdir -p "$data"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi
+    chmod 700 "$data"
+    as_pg env PGPASSWORD="$PG_PASSWORD" "$bin/pg_basebackup" -h 127.0.0.1 -p "$(cat "$dir/postgres.port")" \
+      -U postgres -D "$data" -X stream -R --no-sync >"$dir/postgres-replica.basebackup.log" 2>&1 \
+      || { cat "$dir/postgres-replica.basebackup.log" >&2; return 1; }
+    # Where the primary is, with the password (the last setting in the file wins). Settings a
+    # standby must match (max_connections) are given on the command line as for the primary.
+    echo "primary_conninfo = 'host=127.0.0.1 port=$(cat "$dir/postgres.port") user=postgres password=${PG_PASSWORD} application_name=kysera_replica'" \
+      | as_pg tee -a "$data/postgresql.auto.conf" >/dev/null
+    echo "$data" > "$dir/postgres-replica.datadir"
+  fi
+  data=$(pgr_data)
+  [ -f "$dir/postgres-replica.port" ] || free_port > "$dir/postgres-replica.port"
+  port=$(cat "$dir/postgres-replica.port")
+  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/postgres-replica.port"; fi
+  as_pg "$bin/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c hot_standby=on" \
+    start >/dev/null || { cat "$data/server.log" >&2; return 1; }
+  head -1 "$data/postmaster.pid" > "$dir/postgres-replica.pid"
+  write_env
+  log "postgres-replica on 127.0.0.1:$port"
+}
+pgr_stop() {
+  [ -f "$dir/postgres-replica.datadir" ] || return 0
+  pgr_resume
+  as_pg "$(pg_bindir)/pg_ctl" -D "$(pgr_data)" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}
+pgr_pause() { pg_pause_pid "$(cat "$dir/postgres-replica.pid")"; }
+pgr_resume() {
+  [ -f "$dir/postgres-replica.pid" ] || return 0
+  local p; p=$(cat "$dir/postgres-replica.pid")
+  kill -CONT "$p" $(pgrep -P "$p" || true) 2>/dev/null || true
+}
+pgr_promote() { as_pg "$(pg_bindir)/pg_ctl" -D "$(pgr_data)" -w -t 60 promote >/dev/null; }
+
+myr_socket() { cat "$dir/mysql-replica.socket"; }
+myr_running() { [ -f "$dir/mysql-replica.pid" ] && pid_alive "$(cat "$dir/mysql-replica.pid")"; }
+myr_sql() { "$(my_client)" --no-defaults --socket="$(myr_socket)" -uroot "$@"; }
+myr_start() {
+  my_running || { log "mysql-replica: the mariadb primary is not running"; return 1; }
+  [ -f "$dir/replication" ] || { log "mysql-replica: the primary writes no binary log (run replication-up)"; return 1; }
+  local data="$dir/mysqldata-replica" port sock="$dir/mysql-replica.sock"
+  if [ ${#sock} -gt 100 ]; then sock=$(mktemp -u /tmp/kysera-mysql-replica.XXXXXX.sock); fi
+  echo "$sock" > "$dir/mysql-replica.socket"
+  local fresh=0
+  if [ ! -d "$data/mysql" ]; then
+    mkdir -p "$data"
+    local installer; installer=$(find_bin mariadb-install-db /usr/bin || find_bin mysql_install_db /usr/bin)
+    "$installer" --no-defaults --datadir="$data" --user="$(id -un)" --auth-root-authentication-method=socket \
+      --skip-test-db >"$dir/mysql-replica.install.log" 2>&1 || { cat "$dir/mysql-replica.install.log" >&2; return 1; }
+    fresh=1
+  fi
+  [ -f "$dir/mysql-replica.port" ] || free_port > "$dir/mysql-replica.port"
+  port=$(cat "$dir/mysql-replica.port")
+  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/mysql-replica.port"; fi
+  "$(my_bin)" --no-defaults --datadir="$data" --port="$port" --bind-address=127.0.0.1 \
+    --socket="$sock" --pid-file="$dir/mysql-replica.pidfile" --user="$(id -un)" --skip-name-resolve \
+    --max-connections=100 --innodb-buffer-pool-size=32M --innodb-log-file-size=16M \
+    --innodb-flush-log-at-trx-commit=2 --server-id=2 --read-only=1 --skip-log-bin \
+    --relay-log=relay-bin --log-error="$dir/mysql-replica.err" >/dev/null 2>&1 &
+  echo $! > "$dir/mysql-replica.pid"
+  local i
+  for i in $(seq 1 600); do
+    if myr_sql -e "select 1" >/dev/null 2>&1; then break; fi
+    pid_alive "$(cat "$dir/mysql-replica.pid")" || { cat "$dir/mysql-replica.err" >&2; return 1; }
+    sleep 0.1
+  done
+  if [ "$fresh" = 1 ]; then
+    # From the primary's first binary log: it was written from the primary's first start, so the
+    # replica replays the accounts and the test database too.
+    myr_sql <<SQL
+CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$(cat "$dir/mysql.port"), MASTER_USER='kysera',
+  MASTER_PASSWORD='${MY_PASSWORD}', MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=4,
+  MASTER_CONNECT_RETRY=1;
+START SLAVE;
+SQL
+  fi
+  write_env
+  log "mysql-replica on 127.0.0.1:$port"
+}
+myr_stop() {
+  myr_running || return 0
+  local pid; pid=$(cat "$dir/mysql-replica.pid")
+  kill -CONT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for i in $(seq 1 600); do pid_alive "$pid" || break; sleep 0.1; done
+  pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  return 0
+}
+myr_pause() { local p; p=$(cat "$dir/mysql-replica.pid"); kill -STOP "$p"; wait_stopped "$p"; }
+myr_resume() { [ -f "$dir/mysql-replica.pid" ] && kill -CONT "$(cat "$dir/mysql-replica.pid")" 2>/dev/null || true; }
+myr_promote() { myr_sql -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;"; }
+
 which_servers() {
   case "${1:-all}" in
     all) echo "postgres mysql" ;;
     postgres|pg) echo postgres ;;
     mysql|mariadb) echo mysql ;;
+    postgres-replica) echo postgres-replica ;;
+    mysql-replica|mariadb-replica) echo mysql-replica ;;
+    replicas) echo "postgres-replica mysql-replica" ;;
     *) log "unknown server '$1'"; exit 2 ;;
   esac
 }
-prefix() { [ "$1" = postgres ] && echo pg || echo my; }
+prefix() {
+  case "$1" in
+    postgres) echo pg ;;
+    mysql) echo my ;;
+    postgres-replica) echo pgr ;;
+    mysql-replica) echo myr ;;
+  esac
+}
 
 cmd=${1:-status}
 case "$cmd" in
@@ -271,8 +416,13 @@ case "$cmd" in
     # Abrupt: SIGKILL the server (postgres: the postmaster and its backends); `start` brings it back.
     for s in $(which_servers "${2:?which server}"); do
       p=$(prefix "$s")
-      if [ "$s" = postgres ]; then kill -KILL $(pg_pids) 2>/dev/null || true; sleep 0.2; rm -f "$(pg_data)/postmaster.pid"
-      else kill -KILL "$(cat "$dir/mysql.pid")" 2>/dev/null || true; fi
+      case "$s" in
+        postgres) kill -KILL $(pg_pids) 2>/dev/null || true; sleep 0.2; rm -f "$(pg_data)/postmaster.pid" ;;
+        postgres-replica)
+          p=$(cat "$dir/postgres-replica.pid")
+          kill -KILL "$p" $(pgrep -P "$p" || true) 2>/dev/null || true; sleep 0.2; rm -f "$(pgr_data)/postmaster.pid" ;;
+        *) kill -KILL "$(cat "$dir/$s.pid")" 2>/dev/null || true ;;
+      esac
     done ;;
   pause)
     for s in $(which_servers "${2:?which server}"); do p=$(prefix "$s"); "${p}_pause"; done ;;
@@ -290,6 +440,35 @@ case "$cmd" in
       for s in $(cat "$dir/fixture-owned"); do p=$(prefix "$s"); "${p}_stop"; done
       rm -f "$dir/fixture-owned"
     fi ;;
+  replication-up)
+    # Primaries marked for replication, then a replica of each; down stops what up started.
+    if [ ! -f "$dir/replication" ] && { my_running || pg_running; }; then
+      log "replication-up: servers already run in $dir without replication; use a directory of its own"; exit 1
+    fi
+    touch "$dir/replication"
+    owned=""
+    for s in postgres mysql postgres-replica mysql-replica; do
+      p=$(prefix "$s")
+      if ! "${p}_running"; then "${p}_start"; owned="$owned $s"; fi
+    done
+    echo "$owned" > "$dir/fixture-owned" ;;
+  replication-down)
+    # Replicas it started are also discarded, so a replica promoted by a test never outlives it.
+    if [ -f "$dir/fixture-owned" ]; then
+      for s in $(cat "$dir/fixture-owned"); do p=$(prefix "$s"); "${p}_stop"; done
+      for s in $(cat "$dir/fixture-owned"); do
+        case "$s" in
+          postgres-replica) rm -rf "$(pgr_data)"; rm -f "$dir"/postgres-replica.* ;;
+          mysql-replica) rm -rf "$dir/mysqldata-replica"; rm -f "$dir"/mysql-replica.* ;;
+        esac
+      done
+      rm -f "$dir/fixture-owned"
+      write_env
+    fi ;;
+  promote)
+    for s in $(which_servers "${2:?which replica}"); do
+      case "$s" in postgres-replica|mysql-replica) "$(prefix "$s")_promote" ;; *) log "promote: $s is not a replica"; exit 2 ;; esac
+    done ;;
   status)
     for s in postgres mysql; do p=$(prefix "$s"); if "${p}_running"; then echo "$s: running"; else echo "$s: stopped"; fi; done ;;
   env) cat "$dir/server.env" ;;
