@@ -65,6 +65,15 @@ free_port() {
   done
   log "no free port found"; return 1
 }
+# The port of server <name>: the one it had (kept across restarts, so URLs stay valid), or a free
+# one when it has none yet or another process took it meanwhile.
+server_port() {
+  local f="$dir/$1.port" p
+  [ -f "$f" ] || free_port > "$f"
+  p=$(cat "$f")
+  if port_in_use "$p"; then p=$(free_port); echo "$p" > "$f"; fi
+  echo "$p"
+}
 
 # Postgres refuses to run as root: run its tools as the postgres user when we are root.
 as_pg() {
@@ -117,9 +126,7 @@ pg_start() {
     rm -f "$pw"
   fi
   data=$(pg_data)
-  [ -f "$dir/postgres.port" ] || free_port > "$dir/postgres.port"
-  port=$(cat "$dir/postgres.port")
-  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/postgres.port"; fi
+  port=$(server_port postgres)
   as_pg "$bin/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
     -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || { cat "$data/server.log" >&2; return 1; }
@@ -214,9 +221,7 @@ my_start() {
   fi
   my_tls
   local tls="$dir/mysql-tls"
-  [ -f "$dir/mysql.port" ] || free_port > "$dir/mysql.port"
-  port=$(cat "$dir/mysql.port")
-  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/mysql.port"; fi
+  port=$(server_port mysql)
   "$(my_bin)" --no-defaults --datadir="$data" --port="$port" --bind-address=127.0.0.1 \
     --socket="$sock" --pid-file="$dir/mysql.pidfile" --user="$(id -un)" --skip-name-resolve \
     --max-connections=300 --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
@@ -258,12 +263,12 @@ SQL
   log "mariadb on 127.0.0.1:$port"
 }
 
-my_stop() {
-  my_running || return 0
-  local pid; pid=$(cat "$dir/mysql.pid")
+my_stop() { my_running || return 0; mariadb_stop_pid "$(cat "$dir/mysql.pid")"; }
+# SIGTERM (after SIGCONT, in case it is paused), then SIGKILL if it is still there after 60 s.
+mariadb_stop_pid() {
+  local pid=$1 i
   kill -CONT "$pid" 2>/dev/null || true
   kill -TERM "$pid" 2>/dev/null || true
-  local i
   for i in $(seq 1 600); do pid_alive "$pid" || break; sleep 0.1; done
   pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
   return 0
@@ -300,9 +305,7 @@ pgr_start() {
     echo "$data" > "$dir/postgres-replica.datadir"
   fi
   data=$(pgr_data)
-  [ -f "$dir/postgres-replica.port" ] || free_port > "$dir/postgres-replica.port"
-  port=$(cat "$dir/postgres-replica.port")
-  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/postgres-replica.port"; fi
+  port=$(server_port postgres-replica)
   as_pg "$bin/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
     -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c hot_standby=on" \
     start >/dev/null || { cat "$data/server.log" >&2; return 1; }
@@ -340,9 +343,7 @@ myr_start() {
       --skip-test-db >"$dir/mysql-replica.install.log" 2>&1 || { cat "$dir/mysql-replica.install.log" >&2; return 1; }
     fresh=1
   fi
-  [ -f "$dir/mysql-replica.port" ] || free_port > "$dir/mysql-replica.port"
-  port=$(cat "$dir/mysql-replica.port")
-  if port_in_use "$port"; then port=$(free_port); echo "$port" > "$dir/mysql-replica.port"; fi
+  port=$(server_port mysql-replica)
   "$(my_bin)" --no-defaults --datadir="$data" --port="$port" --bind-address=127.0.0.1 \
     --socket="$sock" --pid-file="$dir/mysql-replica.pidfile" --user="$(id -un)" --skip-name-resolve \
     --max-connections=100 --innodb-buffer-pool-size=32M --innodb-log-file-size=16M \
@@ -368,16 +369,7 @@ SQL
   write_env
   log "mysql-replica on 127.0.0.1:$port"
 }
-myr_stop() {
-  myr_running || return 0
-  local pid; pid=$(cat "$dir/mysql-replica.pid")
-  kill -CONT "$pid" 2>/dev/null || true
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for i in $(seq 1 600); do pid_alive "$pid" || break; sleep 0.1; done
-  pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-  return 0
-}
+myr_stop() { myr_running || return 0; mariadb_stop_pid "$(cat "$dir/mysql-replica.pid")"; }
 myr_pause() { local p; p=$(cat "$dir/mysql-replica.pid"); kill -STOP "$p"; wait_stopped "$p"; }
 myr_resume() { [ -f "$dir/mysql-replica.pid" ] && kill -CONT "$(cat "$dir/mysql-replica.pid")" 2>/dev/null || true; }
 myr_promote() { myr_sql -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;"; }
