@@ -155,16 +155,17 @@ inline void registry::collect(visitor& v) const {
     static constexpr descriptor duration{"kysera.debug.query.duration", "s",
                                          "Statement durations over the queries the with_debug window holds now."};
     for (const auto& [s, r] : debugs) {
-      if (r.seconds.empty()) continue;
-      const auto n = r.seconds.size();
+      const std::vector<double>& seconds = r.seconds;  // a lambda may not capture a binding (C++20)
+      if (seconds.empty()) continue;
+      const auto n = seconds.size();
       double sum = 0.0;
-      for (double x : r.seconds) sum += x;
-      const auto rank = [&](unsigned percent) { return r.seconds[detail::nearest_rank_index(n, percent)]; };
+      for (double x : seconds) sum += x;
+      const auto rank = [&seconds, n](unsigned percent) { return seconds[detail::nearest_rank_index(n, percent)]; };
       const std::array<std::pair<std::string_view, double>, 5> stats{{{"avg", sum / static_cast<double>(n)},
                                                                        {"p50", rank(50)},
                                                                        {"p95", rank(95)},
                                                                        {"p99", rank(99)},
-                                                                       {"max", r.seconds.back()}}};
+                                                                       {"max", seconds.back()}}};
       for (const auto& [statistic, value] : stats) {
         const std::array<attribute, 2> a{{{"name", s->name}, {"statistic", statistic}}};
         v.on_gauge(duration, a, value);
