@@ -514,6 +514,8 @@ TEST_CASE("a failing factory makes acquire throw its error and keeps the counts 
   CHECK(pool.get_metrics() == metrics(0, 0, 0, 0, 2));
   CHECK_THROWS_AS(pool.try_acquire(), infra::database_error);
   f.backend->set_down(false);
+  // Two failed connects began a connect backoff window (connect_backoff_after): past its longest.
+  manual_clock::advance(quiet(2).connect_backoff_max);
   {
     auto a = pool.acquire();
     auto b = pool.acquire();

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -135,21 +136,27 @@ class connection_pool : private detail::pool_core<Clock> {
   ~connection_pool() { this->shut_down(); }
 
   /// Waits up to `acquire_timeout` for a connection. Throws `database_error` with
-  /// `errc::pool_exhausted` (message carries the metrics) on timeout, `errc::pool_closed` after
-  /// `close()`, or the factory's own error when opening a connection failed.
+  /// `errc::pool_exhausted` (message carries the metrics) on timeout or when `max_waiters` callers
+  /// already wait, `errc::pool_closed` after `close()`, or the factory's own error when opening a
+  /// connection failed (in a connect backoff window, at once, with the last connect error's
+  /// code). `where` is what leak detection reports.
   ///
   ///     auto c = pool.acquire();
-  lease acquire() { return acquire(this->options_.acquire_timeout); }
+  lease acquire(std::source_location where = std::source_location::current()) {
+    return acquire(this->options_.acquire_timeout, where);
+  }
 
   /// As `acquire()`, waiting up to `timeout` (0: do not wait).
   ///
   ///     auto c = pool.acquire(std::chrono::milliseconds(200));
-  lease acquire(std::chrono::milliseconds timeout) {
+  lease acquire(std::chrono::milliseconds timeout,
+                std::source_location where = std::source_location::current()) {
     if (timeout.count() < 0)
       throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
-    if (slot* s = this->try_fast(hint_); KYSERA_INFRA_POOL_LIKELY(s != nullptr))
-      return lease(this, s);
-    return lease(this, this->acquire_slow(timeout, true));
+    slot* s = this->try_fast(hint_);
+    if (KYSERA_INFRA_POOL_UNLIKELY(s == nullptr)) s = this->acquire_slow(timeout, true);
+    if (KYSERA_INFRA_POOL_UNLIKELY(this->leak_detection_on())) this->note_lease(*s, where);
+    return lease(this, s);
   }
 
   /// A connection if one is idle or can be opened now (opening may block for the connect);
@@ -157,10 +164,26 @@ class connection_pool : private detail::pool_core<Clock> {
   /// `errc::pool_closed` after `close()` and the factory's error.
   ///
   ///     if (auto c = pool.try_acquire()) (*c)->execute("select 1");
-  std::optional<lease> try_acquire() {
-    if (slot* s = this->try_fast(hint_)) return lease(this, s);
-    if (slot* s = this->acquire_slow(std::chrono::milliseconds(0), false)) return lease(this, s);
-    return std::nullopt;
+  std::optional<lease> try_acquire(std::source_location where = std::source_location::current()) {
+    slot* s = this->try_fast(hint_);
+    if (!s) s = this->acquire_slow(std::chrono::milliseconds(0), false);
+    if (!s) return std::nullopt;
+    if (KYSERA_INFRA_POOL_UNLIKELY(this->leak_detection_on())) this->note_lease(*s, where);
+    return lease(this, s);
+  }
+
+  /// Opens connections now, on the calling thread, until `min_idle` (at least one) are open,
+  /// retrying through the connect backoff for up to `timeout`; then throws the last connect
+  /// error (e.g. `errc::connection_refused`; `errc::pool_exhausted` if it never got to dial, and
+  /// `errc::pool_closed` after `close()`). Like HikariCP's initializationFailTimeout: a service
+  /// calls it at start to refuse to run against a database it cannot reach, and so that its
+  /// first health check finds a connection open.
+  ///
+  ///     pool.warm_up(std::chrono::seconds(5));  // throws when the database is unreachable
+  void warm_up(std::chrono::milliseconds timeout) {
+    if (timeout.count() < 0)
+      throw std::invalid_argument("connection_pool::warm_up: timeout must not be negative");
+    core::warm_up(timeout);
   }
 
   /// Borrows a connection, calls `fn(Connection&)` and returns the connection; returns what `fn`
@@ -168,8 +191,9 @@ class connection_pool : private detail::pool_core<Clock> {
   ///
   ///     auto n = pool.with_connection([](auto& c) { return count_rows(c); });
   template <class F>
-  auto with_connection(F&& fn) -> std::decay_t<std::invoke_result_t<F&, Connection&>> {
-    lease l = acquire();
+  auto with_connection(F&& fn, std::source_location where = std::source_location::current())
+      -> std::decay_t<std::invoke_result_t<F&, Connection&>> {
+    lease l = acquire(where);
     try {
       return std::invoke(fn, *l);
     } catch (const std::system_error& e) {
@@ -181,8 +205,9 @@ class connection_pool : private detail::pool_core<Clock> {
   /// Borrows a connection, runs `sql` on it and returns `Connection::execute`'s result (by value).
   ///
   ///     pool.execute("delete from sessions where expires < now()");
-  auto execute(std::string_view sql) {
-    return with_connection([sql](Connection& c) -> decltype(auto) { return c.execute(sql); });
+  auto execute(std::string_view sql, std::source_location where = std::source_location::current()) {
+    return with_connection([sql](Connection& c) -> decltype(auto) { return c.execute(sql); },
+                           where);
   }
 
   /// Borrows a connection and checks it with `infra::ping`: one real round trip (none more when
@@ -230,9 +255,11 @@ class connection_pool : private detail::pool_core<Clock> {
   ///     pool.transaction([](auto& c) { c.execute("insert ..."); c.execute("update ..."); });
   template <class F>
   requires infra::database_with_transaction<Connection>
-  decltype(auto) transaction(F&& fn) {
+  decltype(auto) transaction(F&& fn,
+                             std::source_location where = std::source_location::current()) {
     return with_connection(
-        [&fn](Connection& c) -> decltype(auto) { return c.transaction(std::forward<F>(fn)); });
+        [&fn](Connection& c) -> decltype(auto) { return c.transaction(std::forward<F>(fn)); },
+        where);
   }
 
   /// Stops new acquires (they throw `errc::pool_closed`, waiters too), closes idle connections

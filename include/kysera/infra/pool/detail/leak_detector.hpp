@@ -1,0 +1,96 @@
+#pragma once
+/// \file
+/// `leak_detector<Clock>`: where and by whom each lease was taken, written by the lease's owner
+/// when `leak_detection_threshold` is set, and scanned by the housekeeper, which reports a lease
+/// held past the threshold once.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <source_location>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "../../detail/time.hpp"
+#include "../options.hpp"
+
+namespace kysera::infra::pool::detail {
+
+/// Thread-safe as used: one owner writes (a seqlock over `stamp`), the housekeeper reads. Every
+/// field is atomic, so a read that races a new lease is detected, never undefined.
+template <class Clock>
+struct alignas(64) lease_record {
+  std::atomic<std::uint64_t> stamp{0};  // the slot's state word while leased; 0 while written
+  std::atomic<typename Clock::rep> since{0};
+  std::atomic<const char*> file{nullptr};
+  std::atomic<const char*> function{nullptr};
+  std::atomic<std::uint_least32_t> line{0};
+  std::atomic<std::thread::id> thread{};
+};
+
+/// Thread-safe as the pool uses it: `note` by a lease's owner, `scan` under the pool's
+/// maintain mutex. Allocates nothing when leak detection is off.
+template <class Clock>
+class leak_detector {
+ public:
+  leak_detector(std::size_t size, std::chrono::milliseconds threshold)
+      : records_(threshold.count() > 0 ? new lease_record<Clock>[size] : nullptr),
+        reported_(threshold.count() > 0 ? new std::uint64_t[size]() : nullptr),
+        threshold_ms_(threshold),
+        threshold_(infra::detail::saturating_duration_cast<typename Clock::duration>(threshold)) {}
+
+  bool enabled() const noexcept { return records_ != nullptr; }
+
+  /// By the owner of slot `index`, just leased with state word `state` at `since`.
+  void note(std::size_t index, std::uint64_t state, typename Clock::time_point since,
+            const std::source_location& where) noexcept {
+    lease_record<Clock>& r = records_[index];
+    r.stamp.store(0, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    r.since.store(since.time_since_epoch().count(), std::memory_order_relaxed);
+    r.file.store(where.file_name(), std::memory_order_relaxed);
+    r.function.store(where.function_name(), std::memory_order_relaxed);
+    r.line.store(where.line(), std::memory_order_relaxed);
+    r.thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    r.stamp.store(state, std::memory_order_release);
+  }
+
+  /// Under the maintain mutex: slot `index` is leased with state word `state`. Returns the
+  /// warning to log when that lease is older than the threshold at `now` and was not reported
+  /// yet (then it never is again), else an empty string.
+  std::string scan(std::size_t index, std::uint64_t state, typename Clock::time_point now) {
+    if (reported_[index] == state) return {};
+    lease_record<Clock>& r = records_[index];
+    if (r.stamp.load(std::memory_order_acquire) != state) return {};  // not noted yet, or anew
+    const auto since = r.since.load(std::memory_order_relaxed);
+    const char* file = r.file.load(std::memory_order_relaxed);
+    const char* function = r.function.load(std::memory_order_relaxed);
+    const auto line = r.line.load(std::memory_order_relaxed);
+    const auto thread = r.thread.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (r.stamp.load(std::memory_order_relaxed) != state) return {};
+    const auto leased = typename Clock::time_point(typename Clock::duration(since));
+    const auto held = infra::detail::saturating_sub(now, leased);
+    if (held < threshold_) return {};
+    reported_[index] = state;
+    std::ostringstream msg;
+    msg << "connection pool: a connection acquired at " << (file ? file : "?") << ':' << line
+        << " (" << (function ? function : "?") << ") by thread " << thread
+        << " has been held for "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(held).count()
+        << " ms, longer than leak_detection_threshold (" << threshold_ms_.count()
+        << " ms): possible leak";
+    return msg.str();
+  }
+
+ private:
+  const std::unique_ptr<lease_record<Clock>[]> records_;
+  const std::unique_ptr<std::uint64_t[]> reported_;  // the state word last reported, per slot
+  const std::chrono::milliseconds threshold_ms_;
+  const typename Clock::duration threshold_;
+};
+
+}  // namespace kysera::infra::pool::detail
