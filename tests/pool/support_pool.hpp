@@ -172,6 +172,16 @@ class fake_backend : public std::enable_shared_from_this<fake_backend> {
     std::lock_guard lock(mutex_);
     return refused_;
   }
+  /// Threads inside the factory right now (blocked or not).
+  int in_factory() {
+    std::lock_guard lock(mutex_);
+    return in_factory_;
+  }
+  /// Factory calls that have ended: connections made plus connects refused.
+  int attempts() {
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(records_.size()) + refused_;
+  }
   /// Connections constructed and not yet destroyed.
   int live() const { return live_->load(); }
   /// Connections made and not closed.
