@@ -26,43 +26,24 @@
 namespace infra = kysera::infra;
 namespace kp = kysera::infra::pool;
 using kysera::test::manual_clock;
+using kysera::test::pool::catch_database_error;
+using kysera::test::pool::contains;
 using kysera::test::pool::eventually;
 using kysera::test::pool::fake_backend;
 using kysera::test::pool::fake_connection;
 using kysera::test::pool::holds_for;
 using kysera::test::pool::metrics;
+using kysera::test::pool::quiet;
 using namespace std::chrono_literals;
 
 namespace {
 
 using test_pool = kp::connection_pool<fake_connection, manual_clock>;
 
-kp::pool_options quiet(std::size_t max_size) {
-  kp::pool_options o;
-  o.max_size = max_size;
-  o.housekeeping_interval = 0ms;  // tests drive maintain() themselves
-  o.max_lifetime_jitter = 0;
-  o.logger = &infra::silent_logger();
-  return o;
-}
-
 struct fixture {
   fixture() { manual_clock::reset(); }
   std::shared_ptr<fake_backend> backend = fake_backend::make();
 };
-
-template <class Fn>
-infra::database_error catch_database_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const infra::database_error& e) {
-    return e;
-  }
-  FAIL("no database_error was thrown");
-  throw std::logic_error("unreachable");
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 

@@ -27,25 +27,19 @@
 namespace infra = kysera::infra;
 namespace kp = kysera::infra::pool;
 using kysera::test::manual_clock;
+using kysera::test::pool::catch_database_error;
+using kysera::test::pool::contains;
 using kysera::test::pool::eventually;
 using kysera::test::pool::fake_backend;
 using kysera::test::pool::fake_connection;
 using kysera::test::pool::holds_for;
 using kysera::test::pool::metrics;
+using kysera::test::pool::quiet;
 using namespace std::chrono_literals;
 
 namespace {
 
 using test_pool = kp::connection_pool<fake_connection, manual_clock>;
-
-kp::pool_options quiet(std::size_t max_size) {
-  kp::pool_options o;
-  o.max_size = max_size;
-  o.housekeeping_interval = 0ms;
-  o.max_lifetime_jitter = 0;
-  o.logger = &infra::silent_logger();
-  return o;
-}
 
 // No jitter: the windows are exactly 100, 200, 400, 400, ... ms.
 kp::pool_options exact_backoff(std::size_t max_size) {
@@ -60,21 +54,6 @@ struct fixture {
   fixture() { manual_clock::reset(); }
   std::shared_ptr<fake_backend> backend = fake_backend::make();
 };
-
-template <class Fn>
-infra::database_error catch_database_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const infra::database_error& e) {
-    return e;
-  }
-  FAIL("no database_error was thrown");
-  throw std::logic_error("unreachable");
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // The most connect attempts an outage of `span` can cause (the bound docs/pool.md states): the
 // connects begun before the first window opens (connect_backoff_after - 1 that failed one after

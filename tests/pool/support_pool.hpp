@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -220,6 +221,33 @@ bool holds_for(Pred pred, std::chrono::milliseconds span) {
     std::this_thread::yield();
   }
   return pred();
+}
+
+/// Options for unit tests on a manual clock: no housekeeping thread (tests call maintain()), no
+/// lifetime jitter, nothing logged.
+inline infra::pool::pool_options quiet(std::size_t max_size) {
+  infra::pool::pool_options o;
+  o.max_size = max_size;
+  o.housekeeping_interval = std::chrono::milliseconds(0);
+  o.max_lifetime_jitter = 0;
+  o.logger = &infra::silent_logger();
+  return o;
+}
+
+/// The `database_error` `fn` throws (the test fails when it throws none).
+template <class Fn>
+infra::database_error catch_database_error(Fn&& fn) {
+  try {
+    fn();
+  } catch (const infra::database_error& e) {
+    return e;
+  }
+  FAIL("no database_error was thrown");
+  throw std::logic_error("unreachable");
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
 }
 
 inline infra::pool::pool_metrics metrics(std::size_t total, std::size_t idle, std::size_t active,
