@@ -27,6 +27,7 @@
 namespace infra = kysera::infra;
 namespace kp = kysera::infra::pool;
 using kysera::test::manual_clock;
+using kysera::test::pool::attempt_bound;
 using kysera::test::pool::catch_database_error;
 using kysera::test::pool::contains;
 using kysera::test::pool::eventually;
@@ -54,25 +55,6 @@ struct fixture {
   fixture() { manual_clock::reset(); }
   std::shared_ptr<fake_backend> backend = fake_backend::make();
 };
-
-// The most connect attempts an outage of `span` can cause (the bound docs/pool.md states): the
-// connects begun before the first window opens (connect_backoff_after - 1 that failed one after
-// another, then at most max_connecting, or max_size, in flight), then one probe per window, each
-// window at least (1 - jitter) of its nominal length (less 1 ms for rounding).
-int attempt_bound(const kp::pool_options& o, std::chrono::milliseconds span) {
-  const std::size_t in_flight =
-      o.max_connecting != 0 ? std::min(o.max_connecting, o.max_size) : o.max_size;
-  int n = static_cast<int>(o.connect_backoff_after - 1 + in_flight);
-  double elapsed = 0;
-  for (int k = 1;; ++k) {
-    const double nominal =
-        std::min(static_cast<double>(o.connect_backoff_initial.count()) * std::ldexp(1.0, k - 1),
-                 static_cast<double>(o.connect_backoff_max.count()));
-    elapsed += nominal * (1 - o.connect_backoff_jitter) - 1;
-    if (elapsed > static_cast<double>(span.count())) return n;
-    ++n;
-  }
-}
 
 // Thread-safe: keeps every warning.
 class capture_logger final : public infra::logger {

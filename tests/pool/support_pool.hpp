@@ -9,7 +9,9 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -248,6 +250,25 @@ infra::database_error catch_database_error(Fn&& fn) {
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// The most connect attempts an outage of `span` can cause (the bound docs/pool.md states): the
+// connects begun before the first window opens (connect_backoff_after - 1 that failed one after
+// another, then at most max_connecting, or max_size, in flight), then one probe per window, each
+// window at least (1 - jitter) of its nominal length (less 1 ms for rounding).
+inline int attempt_bound(const infra::pool::pool_options& o, std::chrono::milliseconds span) {
+  const std::size_t in_flight =
+      o.max_connecting != 0 ? std::min(o.max_connecting, o.max_size) : o.max_size;
+  int n = static_cast<int>(o.connect_backoff_after - 1 + in_flight);
+  double elapsed = 0;
+  for (int k = 1;; ++k) {
+    const double nominal =
+        std::min(static_cast<double>(o.connect_backoff_initial.count()) * std::ldexp(1.0, k - 1),
+                 static_cast<double>(o.connect_backoff_max.count()));
+    elapsed += nominal * (1 - o.connect_backoff_jitter) - 1;
+    if (elapsed > static_cast<double>(span.count())) return n;
+    ++n;
+  }
 }
 
 inline infra::pool::pool_metrics metrics(std::size_t total, std::size_t idle, std::size_t active,
