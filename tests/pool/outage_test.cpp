@@ -279,18 +279,13 @@ TEST_CASE("a 10 s outage under 8 threads: connect attempts stay bounded, callers
       }
     });
   }
-  struct joiner {
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~joiner() {
-      stop = true;
-      for (auto& t : threads) t.join();
-    }
-  } join{stop, threads};
+  kysera::test::pool::stop_and_join join{stop, threads};
 
+  REQUIRE(eventually([&] { return pool.get_statistics().backoffs >= 1; }));
   for (int step = 0; step < 1000; ++step) {  // 10 s of the pool's clock, in 10 ms steps
     manual_clock::advance(10ms);
-    std::this_thread::yield();
+    const int failures = refused.load();  // each step sees the callers at work
+    REQUIRE(eventually([&] { return refused.load() > failures; }));
   }
   const int attempts = f.backend->attempts();
   const int bound = attempt_bound(o, 10s);

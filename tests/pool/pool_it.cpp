@@ -120,16 +120,7 @@ void restart_under_load() {
   }
   // Whatever throws below (a failed REQUIRE, a failed restart), the load threads are stopped and
   // joined first, so the failure is reported instead of ending the process.
-  struct join_load {
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~join_load() {
-      stop = true;
-      for (auto& t : threads) {
-        if (t.joinable()) t.join();
-      }
-    }
-  } join_guard{stop, load};
+  kysera::test::pool::stop_and_join join_guard{stop, load};
   REQUIRE(eventually([&] { return successes.load() >= 100; }, 30s));
   servers::control("restart", Side::server);
   const int before = successes.load();

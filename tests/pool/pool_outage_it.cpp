@@ -102,14 +102,7 @@ TEST_CASE("pool over PostgreSQL stopped for 10 s under 8 threads: bounded connec
       }
     });
   }
-  struct join_load {
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~join_load() {
-      stop = true;
-      for (auto& t : threads) t.join();
-    }
-  } join_guard{stop, load};
+  kysera::test::pool::stop_and_join join_guard{stop, load};
   REQUIRE(eventually([&] { return served.load() >= 100; }, 30s));
 
   const auto outage_begins = steady::now();

@@ -271,6 +271,19 @@ inline int attempt_bound(const infra::pool::pool_options& o, std::chrono::millis
   }
 }
 
+/// Not thread-safe: on leaving the scope, sets `stop` and joins `threads`, so that whatever
+/// throws (a failed REQUIRE) is reported instead of ending the process with threads joinable.
+struct stop_and_join {
+  std::atomic<bool>& stop;
+  std::vector<std::thread>& threads;
+  ~stop_and_join() {
+    stop = true;
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+};
+
 inline infra::pool::pool_metrics metrics(std::size_t total, std::size_t idle, std::size_t active,
                                          std::size_t waiting, std::size_t max) {
   return infra::pool::pool_metrics{total, idle, active, waiting, max};
