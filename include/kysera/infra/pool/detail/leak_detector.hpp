@@ -19,15 +19,14 @@
 
 namespace kysera::infra::pool::detail {
 
-/// Thread-safe as used: one owner writes (a seqlock over `stamp`), the housekeeper reads. Every
+/// Thread-safe as used: one owner writes, the housekeeper reads, validating what it read
+/// against `stamp` and the slot's state word (a seqlock whose sequence is the state word). Every
 /// field is atomic, so a read that races a new lease is detected, never undefined.
 template <class Clock>
 struct alignas(64) lease_record {
-  std::atomic<std::uint64_t> stamp{0};  // the slot's state word while leased; 0 while written
+  std::atomic<std::uint64_t> stamp{0};  // the slot's state word of the lease recorded
   std::atomic<typename Clock::rep> since{0};
-  std::atomic<const char*> file{nullptr};
-  std::atomic<const char*> function{nullptr};
-  std::atomic<std::uint_least32_t> line{0};
+  std::atomic<std::source_location> where{};
   std::atomic<std::thread::id> thread{};
 };
 
@@ -44,34 +43,37 @@ class leak_detector {
 
   bool enabled() const noexcept { return records_ != nullptr; }
 
-  /// By the owner of slot `index`, just leased with state word `state` at `since`.
+  /// By the owner of slot `index`, just leased (the slot's state word changed to `state` before
+  /// this call) at `since`. Four relaxed stores and a compiler-only fence on x86.
   void note(std::size_t index, std::uint64_t state, typename Clock::time_point since,
             const std::source_location& where) noexcept {
     lease_record<Clock>& r = records_[index];
-    r.stamp.store(0, std::memory_order_relaxed);
+    // Orders the state change before the stores below: a reader that sees any of them sees the
+    // new state word too, so it cannot take them for the previous lease's.
     std::atomic_thread_fence(std::memory_order_release);
     r.since.store(since.time_since_epoch().count(), std::memory_order_relaxed);
-    r.file.store(where.file_name(), std::memory_order_relaxed);
-    r.function.store(where.function_name(), std::memory_order_relaxed);
-    r.line.store(where.line(), std::memory_order_relaxed);
+    r.where.store(where, std::memory_order_relaxed);
     r.thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
     r.stamp.store(state, std::memory_order_release);
   }
 
-  /// Under the maintain mutex: slot `index` is leased with state word `state`. Returns the
-  /// warning to log when that lease is older than the threshold at `now` and was not reported
-  /// yet (then it never is again), else an empty string.
-  std::string scan(std::size_t index, std::uint64_t state, typename Clock::time_point now) {
+  /// Under the maintain mutex: slot `index` is leased with state word `state`, which `current`
+  /// reads again. Returns the warning to log when that lease is older than the threshold at `now`
+  /// and was not reported yet (then it never is again), else an empty string.
+  template <class Current>
+  std::string scan(std::size_t index, std::uint64_t state, typename Clock::time_point now,
+                   Current current) {
     if (reported_[index] == state) return {};
     lease_record<Clock>& r = records_[index];
-    if (r.stamp.load(std::memory_order_acquire) != state) return {};  // not noted yet, or anew
+    if (r.stamp.load(std::memory_order_acquire) != state) return {};  // not noted yet
     const auto since = r.since.load(std::memory_order_relaxed);
-    const char* file = r.file.load(std::memory_order_relaxed);
-    const char* function = r.function.load(std::memory_order_relaxed);
-    const auto line = r.line.load(std::memory_order_relaxed);
+    const auto where = r.where.load(std::memory_order_relaxed);
     const auto thread = r.thread.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (r.stamp.load(std::memory_order_relaxed) != state) return {};
+    if (current() != state) return {};  // leased anew meanwhile: what we read may be torn
+    const char* file = where.file_name();
+    const char* function = where.function_name();
+    const auto line = where.line();
     const auto leased = typename Clock::time_point(typename Clock::duration(since));
     const auto held = infra::detail::saturating_sub(now, leased);
     if (held < threshold_) return {};

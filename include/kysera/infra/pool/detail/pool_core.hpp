@@ -183,8 +183,7 @@ class pool_core : public pool_base {
   // Leak detection: one predictable branch on every acquire while it is off.
   bool leak_detection_on() const noexcept { return leaks_.enabled(); }
   // The caller has just been handed `s`; records where and by whom (leak detection on).
-  KYSERA_INFRA_POOL_NOINLINE void note_lease(slot_type& s,
-                                             const std::source_location& where) noexcept {
+  void note_lease(slot_type& s, const std::source_location& where) noexcept {
     leaks_.note(static_cast<std::size_t>(&s - slots_.get()),
                 s.state.load(std::memory_order_relaxed), s.last_checkout, where);
   }

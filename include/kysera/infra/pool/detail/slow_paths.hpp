@@ -41,7 +41,6 @@ auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool thro
           counters_.count_throttled();
           throw throttle_.throttled_error(Clock::now());
         }
-        if (!s && throttle_.connecting() > 0 && any_empty()) counters_.count_connect_limited();
       }
     }
     if (!s) {
@@ -61,6 +60,7 @@ auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool thro
         throw database_error(errc::pool_exhausted, message, "pool");
       }
       recorder.count();
+      if (throttle_.connecting() > 0 && any_empty()) counters_.count_connect_limited();
       waiter w;
       enqueue_locked(w);
       dispatch_locked();
@@ -210,7 +210,8 @@ void pool_core<Clock>::report_leaks(typename Clock::time_point now) noexcept {
     const auto st = slots_[i].state.load(std::memory_order_acquire);
     if (tag_of(st) != slot_tag::in_use) continue;
     try {
-      std::string warning = leaks_.scan(i, st, now);
+      std::string warning = leaks_.scan(
+          i, st, now, [&] { return slots_[i].state.load(std::memory_order_relaxed); });
       if (warning.empty()) continue;
       counters_.count_leaked();
       log(log_level::warn, warning);
