@@ -61,6 +61,19 @@ kysera_pool make_pool(std::size_t size) {
   return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
 }
 
+// Every option of the pool during an outage on (issue #14): a connect limit, a bounded wait
+// queue, leak detection (the one that touches the fast path) and the connect backoff.
+kysera_pool make_outage_pool(std::size_t size) {
+  kysera::infra::pool::pool_options o;
+  o.max_size = size;
+  o.housekeeping_interval = std::chrono::milliseconds(0);
+  o.max_connecting = 2;
+  o.max_waiters = 64;
+  o.leak_detection_threshold = std::chrono::seconds(10);
+  o.connect_backoff_initial = std::chrono::milliseconds(100);
+  return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
+}
+
 kysera_pool& our_pool() {
   static kysera_pool pool = make_pool(pool_size);
   return pool;
@@ -109,6 +122,27 @@ void kysera_contended(benchmark::State& state) {
   });
 }
 BENCHMARK(kysera_contended)->Threads(8)->UseRealTime();
+
+// As kysera_connection_pool and kysera_contended, with every outage option on: compare in one run.
+void kysera_outage_options(benchmark::State& state) {
+  static kysera_pool pool = make_outage_pool(pool_size);
+  if (state.thread_index() == 0) warm_up(pool, pool_size);
+  measure(state, [&] {
+    auto lease = pool.acquire();
+    benchmark::DoNotOptimize(&lease.get());
+  });
+}
+BENCHMARK(kysera_outage_options)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+
+void kysera_outage_options_contended(benchmark::State& state) {
+  static kysera_pool pool = make_outage_pool(contended_pool_size);
+  if (state.thread_index() == 0) warm_up(pool, contended_pool_size);
+  measure(state, [&] {
+    auto lease = pool.acquire();
+    benchmark::DoNotOptimize(&lease.get());
+  });
+}
+BENCHMARK(kysera_outage_options_contended)->Threads(8)->UseRealTime();
 
 // The price of an exact snapshot (taken by health checks), on an idle pool of 8.
 void kysera_get_metrics(benchmark::State& state) {
