@@ -103,44 +103,37 @@ void measure(benchmark::State& state, Cycle&& cycle) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void kysera_connection_pool(benchmark::State& state) {
-  auto& pool = our_pool();
-  if (state.thread_index() == 0) warm_up(pool, pool_size);
+// One acquire + release per iteration on `pool`, whose `size` connections thread 0 opens first.
+void acquire_release(benchmark::State& state, kysera_pool& pool, std::size_t size) {
+  if (state.thread_index() == 0) warm_up(pool, size);
   measure(state, [&] {
     auto lease = pool.acquire();
     benchmark::DoNotOptimize(&lease.get());
   });
 }
+
+void kysera_connection_pool(benchmark::State& state) {
+  auto& pool = our_pool();
+  acquire_release(state, pool, pool_size);
+}
 BENCHMARK(kysera_connection_pool)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
 
 void kysera_contended(benchmark::State& state) {
   auto& pool = our_contended_pool();
-  if (state.thread_index() == 0) warm_up(pool, contended_pool_size);
-  measure(state, [&] {
-    auto lease = pool.acquire();
-    benchmark::DoNotOptimize(&lease.get());
-  });
+  acquire_release(state, pool, contended_pool_size);
 }
 BENCHMARK(kysera_contended)->Threads(8)->UseRealTime();
 
 // As kysera_connection_pool and kysera_contended, with every outage option on: compare in one run.
 void kysera_outage_options(benchmark::State& state) {
   static kysera_pool pool = make_outage_pool(pool_size);
-  if (state.thread_index() == 0) warm_up(pool, pool_size);
-  measure(state, [&] {
-    auto lease = pool.acquire();
-    benchmark::DoNotOptimize(&lease.get());
-  });
+  acquire_release(state, pool, pool_size);
 }
 BENCHMARK(kysera_outage_options)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
 
 void kysera_outage_options_contended(benchmark::State& state) {
   static kysera_pool pool = make_outage_pool(contended_pool_size);
-  if (state.thread_index() == 0) warm_up(pool, contended_pool_size);
-  measure(state, [&] {
-    auto lease = pool.acquire();
-    benchmark::DoNotOptimize(&lease.get());
-  });
+  acquire_release(state, pool, contended_pool_size);
 }
 BENCHMARK(kysera_outage_options_contended)->Threads(8)->UseRealTime();
 
