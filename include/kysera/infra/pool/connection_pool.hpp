@@ -9,7 +9,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,6 +17,7 @@
 #include <utility>
 
 #include "../database.hpp"
+#include "../detail/source_location.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 #include "detail/config.hpp"
@@ -57,6 +57,9 @@ class connection_pool : private detail::pool_core<Clock> {
  public:
   using connection_type = Connection;
   using clock_type = Clock;
+  /// Where an `acquire` was called, for leak detection: `std::source_location` where the
+  /// standard library has it.
+  using source_location = infra::detail::source_location;
   /// Makes a connection; called on the thread that acquires, or on the housekeeping thread when
   /// it tops up `min_idle`. May throw (server down): the acquire that called it rethrows.
   using factory_type = std::function<std::unique_ptr<Connection>()>;
@@ -142,7 +145,7 @@ class connection_pool : private detail::pool_core<Clock> {
   /// code). `where` is what leak detection reports.
   ///
   ///     auto c = pool.acquire();
-  lease acquire(std::source_location where = std::source_location::current()) {
+  lease acquire(source_location where = source_location::current()) {
     return acquire(this->options_.acquire_timeout, where);
   }
 
@@ -150,7 +153,7 @@ class connection_pool : private detail::pool_core<Clock> {
   ///
   ///     auto c = pool.acquire(std::chrono::milliseconds(200));
   lease acquire(std::chrono::milliseconds timeout,
-                std::source_location where = std::source_location::current()) {
+                source_location where = source_location::current()) {
     if (timeout.count() < 0)
       throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
     slot* s = this->try_fast(hint_);
@@ -164,7 +167,7 @@ class connection_pool : private detail::pool_core<Clock> {
   /// `errc::pool_closed` after `close()` and the factory's error.
   ///
   ///     if (auto c = pool.try_acquire()) (*c)->execute("select 1");
-  std::optional<lease> try_acquire(std::source_location where = std::source_location::current()) {
+  std::optional<lease> try_acquire(source_location where = source_location::current()) {
     slot* s = this->try_fast(hint_);
     if (!s) s = this->acquire_slow(std::chrono::milliseconds(0), false);
     if (!s) return std::nullopt;
@@ -191,7 +194,7 @@ class connection_pool : private detail::pool_core<Clock> {
   ///
   ///     auto n = pool.with_connection([](auto& c) { return count_rows(c); });
   template <class F>
-  auto with_connection(F&& fn, std::source_location where = std::source_location::current())
+  auto with_connection(F&& fn, source_location where = source_location::current())
       -> std::decay_t<std::invoke_result_t<F&, Connection&>> {
     lease l = acquire(where);
     try {
@@ -205,7 +208,7 @@ class connection_pool : private detail::pool_core<Clock> {
   /// Borrows a connection, runs `sql` on it and returns `Connection::execute`'s result (by value).
   ///
   ///     pool.execute("delete from sessions where expires < now()");
-  auto execute(std::string_view sql, std::source_location where = std::source_location::current()) {
+  auto execute(std::string_view sql, source_location where = source_location::current()) {
     return with_connection([sql](Connection& c) -> decltype(auto) { return c.execute(sql); },
                            where);
   }
@@ -256,7 +259,7 @@ class connection_pool : private detail::pool_core<Clock> {
   template <class F>
   requires infra::database_with_transaction<Connection>
   decltype(auto) transaction(F&& fn,
-                             std::source_location where = std::source_location::current()) {
+                             source_location where = source_location::current()) {
     return with_connection(
         [&fn](Connection& c) -> decltype(auto) { return c.transaction(std::forward<F>(fn)); },
         where);

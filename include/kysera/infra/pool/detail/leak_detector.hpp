@@ -9,15 +9,58 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <source_location>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include "../../detail/source_location.hpp"
 #include "../../detail/time.hpp"
 #include "../options.hpp"
 
 namespace kysera::infra::pool::detail {
+
+/// Where a lease was taken, as the housekeeper reads it back.
+struct lease_site {
+  const char* file = nullptr;
+  const char* function = nullptr;
+  std::uint_least32_t line = 0;
+};
+
+/// Thread-safe (relaxed atomics): a `source_location` in one lock-free cell where it is a single
+/// pointer (libstdc++, libc++), else in its three parts.
+template <bool Whole = sizeof(infra::detail::source_location) == sizeof(void*)>
+class site_cell {
+ public:
+  void store(const infra::detail::source_location& where) noexcept {
+    where_.store(where, std::memory_order_relaxed);
+  }
+  lease_site load() const noexcept {
+    const auto where = where_.load(std::memory_order_relaxed);
+    return {where.file_name(), where.function_name(), where.line()};
+  }
+
+ private:
+  std::atomic<infra::detail::source_location> where_{};
+};
+
+template <>
+class site_cell<false> {
+ public:
+  void store(const infra::detail::source_location& where) noexcept {
+    file_.store(where.file_name(), std::memory_order_relaxed);
+    function_.store(where.function_name(), std::memory_order_relaxed);
+    line_.store(where.line(), std::memory_order_relaxed);
+  }
+  lease_site load() const noexcept {
+    return {file_.load(std::memory_order_relaxed), function_.load(std::memory_order_relaxed),
+            line_.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  std::atomic<const char*> file_{nullptr};
+  std::atomic<const char*> function_{nullptr};
+  std::atomic<std::uint_least32_t> line_{0};
+};
 
 /// Thread-safe as used: one owner writes, the housekeeper reads, validating what it read
 /// against `stamp` and the slot's state word (a seqlock whose sequence is the state word). Every
@@ -26,7 +69,7 @@ template <class Clock>
 struct alignas(64) lease_record {
   std::atomic<std::uint64_t> stamp{0};  // the slot's state word of the lease recorded
   std::atomic<typename Clock::rep> since{0};
-  std::atomic<std::source_location> where{};
+  site_cell<> where;
   std::atomic<std::thread::id> thread{};
 };
 
@@ -46,13 +89,13 @@ class leak_detector {
   /// By the owner of slot `index`, just leased (the slot's state word changed to `state` before
   /// this call) at `since`. Four relaxed stores and a compiler-only fence on x86.
   void note(std::size_t index, std::uint64_t state, typename Clock::time_point since,
-            const std::source_location& where) noexcept {
+            const infra::detail::source_location& where) noexcept {
     lease_record<Clock>& r = records_[index];
     // Orders the state change before the stores below: a reader that sees any of them sees the
     // new state word too, so it cannot take them for the previous lease's.
     std::atomic_thread_fence(std::memory_order_release);
     r.since.store(since.time_since_epoch().count(), std::memory_order_relaxed);
-    r.where.store(where, std::memory_order_relaxed);
+    r.where.store(where);
     r.thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
     r.stamp.store(state, std::memory_order_release);
   }
@@ -67,13 +110,13 @@ class leak_detector {
     lease_record<Clock>& r = records_[index];
     if (r.stamp.load(std::memory_order_acquire) != state) return {};  // not noted yet
     const auto since = r.since.load(std::memory_order_relaxed);
-    const auto where = r.where.load(std::memory_order_relaxed);
+    const lease_site where = r.where.load();
     const auto thread = r.thread.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (current() != state) return {};  // leased anew meanwhile: what we read may be torn
-    const char* file = where.file_name();
-    const char* function = where.function_name();
-    const auto line = where.line();
+    const char* file = where.file;
+    const char* function = where.function;
+    const auto line = where.line;
     const auto leased = typename Clock::time_point(typename Clock::duration(since));
     const auto held = infra::detail::saturating_sub(now, leased);
     if (held < threshold_) return {};

@@ -14,13 +14,13 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <source_location>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "../../detail/asymmetric_fence.hpp"
 #include "../../detail/coarse_clock.hpp"
+#include "../../detail/source_location.hpp"
 #include "../../detail/time.hpp"
 #include "../../error.hpp"
 #include "../../logger.hpp"
@@ -183,7 +183,7 @@ class pool_core : public pool_base {
   // Leak detection: one predictable branch on every acquire while it is off.
   bool leak_detection_on() const noexcept { return leaks_.enabled(); }
   // The caller has just been handed `s`; records where and by whom (leak detection on).
-  void note_lease(slot_type& s, const std::source_location& where) noexcept {
+  void note_lease(slot_type& s, const infra::detail::source_location& where) noexcept {
     leaks_.note(static_cast<std::size_t>(&s - slots_.get()),
                 s.state.load(std::memory_order_relaxed), s.last_checkout, where);
   }
