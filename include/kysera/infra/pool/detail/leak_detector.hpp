@@ -16,6 +16,7 @@
 #include "../../detail/source_location.hpp"
 #include "../../detail/time.hpp"
 #include "../options.hpp"
+#include "config.hpp"
 
 namespace kysera::infra::pool::detail {
 
@@ -73,6 +74,13 @@ struct alignas(64) lease_record {
   std::atomic<std::thread::id> thread{};
 };
 
+/// Thread-safe: this thread's id, read once (then a thread-local load, not a library call).
+inline std::thread::id this_thread_id() noexcept {
+  static thread_local std::thread::id id{};  // constant-initialised: no guard on each access
+  if (KYSERA_INFRA_POOL_UNLIKELY(id == std::thread::id())) id = std::this_thread::get_id();
+  return id;
+}
+
 /// Thread-safe as the pool uses it: `note` by a lease's owner, `scan` under the pool's
 /// maintain mutex. Allocates nothing when leak detection is off.
 template <class Clock>
@@ -96,7 +104,7 @@ class leak_detector {
     std::atomic_thread_fence(std::memory_order_release);
     r.since.store(since.time_since_epoch().count(), std::memory_order_relaxed);
     r.where.store(where);
-    r.thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    r.thread.store(this_thread_id(), std::memory_order_relaxed);
     r.stamp.store(state, std::memory_order_release);
   }
 
