@@ -23,24 +23,35 @@ struct connect_error {
   std::string message;
   std::string backend;
 
-  /// The exception being handled (call inside a `catch`).
-  static connect_error current() {
+  /// The exception being handled (call inside a `catch`). Never throws: without memory for the
+  /// text, the code alone.
+  static connect_error current() noexcept {
     connect_error e;
     try {
       throw;
     } catch (const database_error& x) {
       e.code = x.condition();
-      e.message = x.what();
-      e.backend = x.backend();
+      e.set_text(x.what(), x.backend());
     } catch (const std::system_error& x) {
       if (is_infra_error(x.code())) e.code = static_cast<errc>(x.code().value());
-      e.message = x.what();
+      e.set_text(x.what(), {});
     } catch (const std::exception& x) {
-      e.message = x.what();
+      e.set_text(x.what(), {});
     } catch (...) {
-      e.message = "unknown error";
+      e.set_text("unknown error", {});
     }
     return e;
+  }
+
+ private:
+  void set_text(const char* what, const std::string& from) noexcept {
+    try {
+      message = what;
+      backend = from;
+    } catch (...) {
+      message.clear();
+      backend.clear();
+    }
   }
 };
 
@@ -87,7 +98,7 @@ class connect_throttle {
   /// A connect has failed at `now` with `error`; `unit` (in [0, 1)) draws the jitter. Returns
   /// whether that began a backoff window: the failure that reaches `connect_backoff_after`, or a
   /// failed probe. Connects that were already in flight when a window began do not extend it.
-  bool failed(time_point now, connect_error error, double unit) {
+  bool failed(time_point now, connect_error error, double unit) noexcept {
     --connecting_;
     ++failures_;
     last_ = std::move(error);
