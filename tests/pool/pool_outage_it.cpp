@@ -1,5 +1,5 @@
-// connection_pool over PostgreSQL during a real outage: the test server stopped for 10 s under 8
-// threads. The failed connects the factory sees stay within the connect backoff's bound, callers
+// connection_pool over PostgreSQL and MariaDB during a real outage: the test server stopped for
+// 10 s under 8 threads. The failed connects the factory sees stay within the connect backoff's bound, callers
 // fail fast (never after acquire_timeout), and the pool serves again within connect_backoff_max
 // of the server accepting connections.
 
@@ -7,10 +7,8 @@
 #include "support/servers.hpp"
 
 #include "pool/support_pool.hpp"
+#include "pool/support_sides.hpp"
 
-#if defined(KYSERA_INFRA_HAS_POSTGRES)
-#include <kysera/infra/adapters/postgres.hpp>
-#endif
 #include <kysera/infra/pool.hpp>
 
 #include <algorithm>
@@ -22,13 +20,19 @@
 #include <thread>
 #include <vector>
 
-#if defined(KYSERA_INFRA_HAS_POSTGRES)
+#if defined(KYSERA_INFRA_HAS_POSTGRES) || defined(KYSERA_INFRA_HAS_MYSQL)
 
 namespace infra = kysera::infra;
 namespace kp = kysera::infra::pool;
 namespace servers = kysera::test::servers;
 using kysera::test::pool::attempt_bound;
 using kysera::test::pool::eventually;
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+using kysera::test::pool::mysql_side;
+#endif
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+using kysera::test::pool::postgres_side;
+#endif
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
@@ -38,12 +42,9 @@ std::int64_t ms_since(steady::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t).count();
 }
 
-}  // namespace
-
-TEST_CASE("pool over PostgreSQL stopped for 10 s under 8 threads: bounded connects, fast "
-          "failures, serving again within connect_backoff_max",
-          "[pool][postgres][outage]") {
-  using connection = infra::postgres::connection;
+template <class Side>
+void outage_under_load() {
+  using connection = typename Side::connection;
   kp::pool_options o;
   o.max_size = 4;
   o.acquire_timeout = 5s;
@@ -58,9 +59,7 @@ TEST_CASE("pool over PostgreSQL stopped for 10 s under 8 threads: bounded connec
       [&] {
         dials.fetch_add(1);
         try {
-          infra::postgres::connection_options c;
-          c.connect_timeout = 3s;
-          return std::make_unique<connection>(servers::postgres_url(), c);
+          return Side::open();
         } catch (...) {
           failed_dials.fetch_add(1);
           throw;
@@ -107,11 +106,11 @@ TEST_CASE("pool over PostgreSQL stopped for 10 s under 8 threads: bounded connec
 
   const auto outage_begins = steady::now();
   const int failed_before = failed_dials.load();
-  servers::stop_guard down("postgres");  // returns once the server has shut down
+  servers::stop_guard down(Side::server);  // returns once the server has shut down
   const int served_at_stop = served.load();
   std::this_thread::sleep_for(10s);  // the outage itself, not synchronisation
   const int served_while_down = served.load() - served_at_stop;
-  down.start();  // pg_ctl -w: returns once the server accepts connections
+  down.start();  // returns once the server accepts connections (pg_ctl -w; a MariaDB client)
   accepting_at = ms_since(t0);
   const auto outage =
       std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - outage_begins);
@@ -133,9 +132,27 @@ TEST_CASE("pool over PostgreSQL stopped for 10 s under 8 threads: bounded connec
   CHECK(slowest_failure_ms.load() < 1000);  // fast: never acquire_timeout (5 s)
   CHECK(recovered_in <= 1000);
   CHECK(unexpected.empty());
-  WARN("outage " << outage.count() << " ms: " << failed << " failed connects (bound " << bound
+  WARN(Side::server << " outage " << outage.count() << " ms: " << failed << " failed connects (bound " << bound
                  << "), slowest failure " << slowest_failure_ms.load() << " ms, serving again "
                  << recovered_in << " ms after the server accepted");
 }
+
+}  // namespace
+
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+TEST_CASE("pool over PostgreSQL stopped for 10 s under 8 threads: bounded connects, fast "
+          "failures, serving again within connect_backoff_max",
+          "[pool][postgres][outage]") {
+  outage_under_load<postgres_side>();
+}
+#endif
+
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+TEST_CASE("pool over MariaDB stopped for 10 s under 8 threads: bounded connects, fast "
+          "failures, serving again within connect_backoff_max",
+          "[pool][mysql][outage]") {
+  outage_under_load<mysql_side>();
+}
+#endif
 
 #endif
