@@ -426,3 +426,37 @@ TEST_CASE("warm_up opens min_idle connections now, or throws the connect error",
     CHECK(pool.get_metrics() == metrics(1, 1, 0, 0, 4));
   }
 }
+
+TEST_CASE("the housekeeper's min_idle top-up keeps to the connect backoff", "[pool][outage]") {
+  fixture f;
+  auto o = exact_backoff(4);
+  o.min_idle = 2;
+  test_pool pool(f.backend->factory(), o);
+  f.backend->set_down(true);
+  for (int step = 0; step < 100; ++step) {  // 1 s of passes, every 10 ms
+    pool.maintain();
+    manual_clock::advance(10ms);
+  }
+  // 2 failures open the first window; then one probe at 100, 300, 700 ms (windows 100, 200, 400).
+  CHECK(f.backend->attempts() == 5);
+  f.backend->set_down(false);
+  manual_clock::advance(400ms);
+  pool.maintain();
+  CHECK(pool.get_metrics() == metrics(2, 2, 0, 0, 4));
+}
+
+TEST_CASE("with a housekeeping thread, leaks are found within about the threshold",
+          "[pool][outage]") {
+  auto backend = fake_backend::make();
+  capture_logger log;
+  kp::pool_options o;
+  o.max_size = 2;
+  o.housekeeping_interval = 10min;  // the leak threshold makes the housekeeper run more often
+  o.leak_detection_threshold = 20ms;
+  o.logger = &log;
+  kp::connection_pool<fake_connection> pool(backend->factory(), o);
+  auto lease = pool.acquire();
+  CHECK(eventually([&] { return pool.get_statistics().leaked == 1; }));
+  REQUIRE(log.warnings().size() == 1);
+  CHECK(contains(log.warnings().front(), "outage_test.cpp"));
+}
