@@ -35,7 +35,10 @@ namespace kysera::infra::pool {
 /// `validation_threshold`, closed when broken, idle too long or too old, and every caller that
 /// has to wait is served strictly first come, first served. The pool itself models `database`:
 /// `execute` borrows a connection for one statement, so health checks, query metrics and
-/// graceful shutdown work on it unchanged.
+/// graceful shutdown work on it unchanged. While the server is down it dials sparingly (at most
+/// `max_connecting` at once; after failed connects, a growing backoff with one probe, in which
+/// acquires that need a new connection fail fast), bounds its wait queue (`max_waiters`), and it
+/// can report leases held too long (`leak_detection_threshold`): docs/pool.md#during-an-outage.
 ///
 /// The destructor closes the pool and waits for leases still out (say, a health probe that timed
 /// out) to come back. Do not destroy the pool from a thread that holds one of its leases (that
@@ -289,10 +292,12 @@ class connection_pool : private detail::pool_core<Clock> {
 
   /// One housekeeping pass: closes idle connections past `max_lifetime`, and those the
   /// housekeeper has seen idle for `idle_timeout` while more than `min_idle` are idle, then opens
-  /// connections up to `min_idle` (factory errors are logged and counted, not thrown). Idle time
-  /// counts from the first pass that saw the connection idle, so (as in HikariCP) a connection is
-  /// closed between idle_timeout and idle_timeout + housekeeping_interval after its last use. The
-  /// housekeeping thread calls this every `housekeeping_interval`; call it yourself when that is 0.
+  /// connections up to `min_idle` as the connect limit and backoff allow (factory errors are
+  /// logged and counted, not thrown), and reports leases held past `leak_detection_threshold`.
+  /// Idle time counts from the first pass that saw the connection idle, so (as in HikariCP) a
+  /// connection is closed between idle_timeout and idle_timeout + housekeeping_interval after its
+  /// last use. The housekeeping thread calls this every `housekeeping_interval` (or every
+  /// `leak_detection_threshold`, if shorter); call it yourself when that is 0.
   ///
   ///     pool.maintain();  // e.g. after moving a test clock forward
   using core::maintain;
