@@ -63,6 +63,19 @@ kysera_pool make_pool(std::size_t size, bool record_timings = false) {
   return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
 }
 
+// Every option of the pool during an outage on (issue #14): a connect limit, a bounded wait
+// queue, leak detection (the one that touches the fast path) and the connect backoff.
+kysera_pool make_outage_pool(std::size_t size) {
+  kysera::infra::pool::pool_options o;
+  o.max_size = size;
+  o.housekeeping_interval = std::chrono::milliseconds(0);
+  o.max_connecting = 2;
+  o.max_waiters = 64;
+  o.leak_detection_threshold = std::chrono::seconds(10);
+  o.connect_backoff_initial = std::chrono::milliseconds(100);
+  return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
+}
+
 kysera_pool& our_pool() {
   static kysera_pool pool = make_pool(pool_size);
   return pool;
@@ -97,8 +110,8 @@ void measure(benchmark::State& state, Cycle&& cycle) {
   state.SetItemsProcessed(state.iterations());
 }
 
-// Acquire + release cycles on `pool`, whose `size` connections are opened first.
-void kysera_cycles(benchmark::State& state, kysera_pool& pool, std::size_t size) {
+// One acquire + release per iteration on `pool`, whose `size` connections thread 0 opens first.
+void acquire_release(benchmark::State& state, kysera_pool& pool, std::size_t size) {
   if (state.thread_index() == 0) warm_up(pool, size);
   measure(state, [&] {
     auto lease = pool.acquire();
@@ -106,21 +119,38 @@ void kysera_cycles(benchmark::State& state, kysera_pool& pool, std::size_t size)
   });
 }
 
-void kysera_connection_pool(benchmark::State& state) { kysera_cycles(state, our_pool(), pool_size); }
+void kysera_connection_pool(benchmark::State& state) {
+  auto& pool = our_pool();
+  acquire_release(state, pool, pool_size);
+}
 BENCHMARK(kysera_connection_pool)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
 
 // The same cycle on a pool with record_timings: two clock reads (the lease's start and end) and
 // two histogram records (wait_time, use_time) more. Its ratio to kysera_connection_pool in the
 // same run is the price of the timings.
 void kysera_connection_pool_timed(benchmark::State& state) {
-  kysera_cycles(state, our_timed_pool(), pool_size);
+  acquire_release(state, our_timed_pool(), pool_size);
 }
 BENCHMARK(kysera_connection_pool_timed)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
 
 void kysera_contended(benchmark::State& state) {
-  kysera_cycles(state, our_contended_pool(), contended_pool_size);
+  auto& pool = our_contended_pool();
+  acquire_release(state, pool, contended_pool_size);
 }
 BENCHMARK(kysera_contended)->Threads(8)->UseRealTime();
+
+// As kysera_connection_pool and kysera_contended, with every outage option on: compare in one run.
+void kysera_outage_options(benchmark::State& state) {
+  static kysera_pool pool = make_outage_pool(pool_size);
+  acquire_release(state, pool, pool_size);
+}
+BENCHMARK(kysera_outage_options)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+
+void kysera_outage_options_contended(benchmark::State& state) {
+  static kysera_pool pool = make_outage_pool(contended_pool_size);
+  acquire_release(state, pool, contended_pool_size);
+}
+BENCHMARK(kysera_outage_options_contended)->Threads(8)->UseRealTime();
 
 // The price of an exact snapshot (taken by health checks), on an idle pool of 8.
 void kysera_get_metrics(benchmark::State& state) {

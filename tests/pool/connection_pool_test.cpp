@@ -26,6 +26,8 @@
 namespace infra = kysera::infra;
 namespace kp = kysera::infra::pool;
 using kysera::test::manual_clock;
+using kysera::test::pool::catch_database_error;
+using kysera::test::pool::contains;
 using kysera::test::pool::eventually;
 using kysera::test::pool::fake_backend;
 using kysera::test::pool::fake_connection;
@@ -38,19 +40,6 @@ using namespace std::chrono_literals;
 namespace {
 
 using test_pool = kp::connection_pool<fake_connection, manual_clock>;
-
-template <class Fn>
-infra::database_error catch_database_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const infra::database_error& e) {
-    return e;
-  }
-  FAIL("no database_error was thrown");
-  throw std::logic_error("unreachable");
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -502,6 +491,8 @@ TEST_CASE("a failing factory makes acquire throw its error and keeps the counts 
   CHECK(pool.get_metrics() == metrics(0, 0, 0, 0, 2));
   CHECK_THROWS_AS(pool.try_acquire(), infra::database_error);
   f.backend->set_down(false);
+  // Two failed connects began a connect backoff window (connect_backoff_after): past its longest.
+  manual_clock::advance(quiet(2).connect_backoff_max);
   {
     auto a = pool.acquire();
     auto b = pool.acquire();

@@ -5,6 +5,7 @@
 #include "support/servers.hpp"
 
 #include "pool/support_pool.hpp"
+#include "pool/support_sides.hpp"
 
 #if defined(KYSERA_INFRA_HAS_MYSQL)
 #include <kysera/infra/adapters/mysql.hpp>
@@ -31,52 +32,17 @@ namespace kp = kysera::infra::pool;
 namespace servers = kysera::test::servers;
 using kysera::test::pool::eventually;
 using kysera::test::pool::metrics;
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+using kysera::test::pool::mysql_side;
+#endif
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+using kysera::test::pool::postgres_side;
+#endif
 using namespace std::chrono_literals;
 
 // Each server backend of this build runs the same scenarios.
 #if defined(KYSERA_INFRA_HAS_POSTGRES) || defined(KYSERA_INFRA_HAS_MYSQL)
 namespace {
-
-#if defined(KYSERA_INFRA_HAS_POSTGRES)
-struct postgres_side {
-  using connection = infra::postgres::connection;
-  static constexpr const char* server = "postgres";
-  static std::unique_ptr<connection> open() {
-    infra::postgres::connection_options o;
-    o.connect_timeout = 3s;
-    return std::make_unique<connection>(servers::postgres_url(), o);
-  }
-  static std::int64_t scalar(connection& c, const std::string& sql) {
-    return c.execute(sql).at(0).at(0).as<std::int64_t>();
-  }
-  static std::string session_id_sql() { return "SELECT pg_backend_pid()"; }
-  static std::string count_sessions_sql(const std::string& ids) {
-    return "SELECT count(*) FROM pg_stat_activity WHERE pid IN (" + ids + ")";
-  }
-  static std::string sleep_sql() { return "SELECT pg_sleep(1)"; }
-};
-#endif
-
-#if defined(KYSERA_INFRA_HAS_MYSQL)
-struct mysql_side {
-  using connection = infra::mysql::connection;
-  static constexpr const char* server = "mysql";
-  static std::unique_ptr<connection> open() {
-    infra::mysql::connection_options o;
-    o.connect_timeout = 3s;
-    return std::make_unique<connection>(servers::mysql_url(), o);
-  }
-  static std::int64_t scalar(connection& c, const std::string& sql) {
-    auto r = c.execute(sql);
-    return std::stoll(r.at(0, 0).value());
-  }
-  static std::string session_id_sql() { return "SELECT CONNECTION_ID()"; }
-  static std::string count_sessions_sql(const std::string& ids) {
-    return "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (" + ids + ")";
-  }
-  static std::string sleep_sql() { return "SELECT SLEEP(1)"; }
-};
-#endif
 
 // Errors a client may see while its server restarts: anything else is a bug.
 bool restart_error(infra::errc e) {
@@ -120,16 +86,7 @@ void restart_under_load() {
   }
   // Whatever throws below (a failed REQUIRE, a failed restart), the load threads are stopped and
   // joined first, so the failure is reported instead of ending the process.
-  struct join_load {
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~join_load() {
-      stop = true;
-      for (auto& t : threads) {
-        if (t.joinable()) t.join();
-      }
-    }
-  } join_guard{stop, load};
+  kysera::test::pool::stop_and_join join_guard{stop, load};
   REQUIRE(eventually([&] { return successes.load() >= 100; }, 30s));
   servers::control("restart", Side::server);
   const int before = successes.load();

@@ -10,12 +10,15 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -173,6 +176,16 @@ class fake_backend : public std::enable_shared_from_this<fake_backend> {
     std::lock_guard lock(mutex_);
     return refused_;
   }
+  /// Threads inside the factory right now (blocked or not).
+  int in_factory() {
+    std::lock_guard lock(mutex_);
+    return in_factory_;
+  }
+  /// Factory calls that have ended: connections made plus connects refused.
+  int attempts() {
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(records_.size()) + refused_;
+  }
   /// Connections constructed and not yet destroyed.
   int live() const { return live_->load(); }
   /// Connections made and not closed.
@@ -213,8 +226,8 @@ bool holds_for(Pred pred, std::chrono::milliseconds span) {
   return pred();
 }
 
-/// Options for tests that drive the pool by hand: no housekeeping thread (they call maintain()),
-/// no lifetime jitter, nothing logged.
+/// Options for unit tests on a manual clock: no housekeeping thread (tests call maintain()), no
+/// lifetime jitter, nothing logged.
 inline infra::pool::pool_options quiet(std::size_t max_size) {
   infra::pool::pool_options o;
   o.max_size = max_size;
@@ -228,6 +241,54 @@ inline infra::pool::pool_options quiet(std::size_t max_size) {
 struct fixture {
   fixture() { kysera::test::manual_clock::reset(); }
   std::shared_ptr<fake_backend> backend = fake_backend::make();
+};
+
+/// The `database_error` `fn` throws (the test fails when it throws none).
+template <class Fn>
+infra::database_error catch_database_error(Fn&& fn) {
+  try {
+    fn();
+  } catch (const infra::database_error& e) {
+    return e;
+  }
+  FAIL("no database_error was thrown");
+  throw std::logic_error("unreachable");
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The most connect attempts an outage of `span` can cause (the bound docs/pool.md states): the
+// connects begun before the first window opens (connect_backoff_after - 1 that failed one after
+// another, then at most max_connecting, or max_size, in flight), then one probe per window, each
+// window at least (1 - jitter) of its nominal length (less 1 ms for rounding).
+inline int attempt_bound(const infra::pool::pool_options& o, std::chrono::milliseconds span) {
+  const std::size_t in_flight =
+      o.max_connecting != 0 ? std::min(o.max_connecting, o.max_size) : o.max_size;
+  int n = static_cast<int>(o.connect_backoff_after - 1 + in_flight);
+  double elapsed = 0;
+  for (int k = 1;; ++k) {
+    const double nominal =
+        std::min(static_cast<double>(o.connect_backoff_initial.count()) * std::ldexp(1.0, k - 1),
+                 static_cast<double>(o.connect_backoff_max.count()));
+    elapsed += nominal * (1 - o.connect_backoff_jitter) - 1;
+    if (elapsed > static_cast<double>(span.count())) return n;
+    ++n;
+  }
+}
+
+/// Not thread-safe: on leaving the scope, sets `stop` and joins `threads`, so that whatever
+/// throws (a failed REQUIRE) is reported instead of ending the process with threads joinable.
+struct stop_and_join {
+  std::atomic<bool>& stop;
+  std::vector<std::thread>& threads;
+  ~stop_and_join() {
+    stop = true;
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
 };
 
 inline infra::pool::pool_metrics metrics(std::size_t total, std::size_t idle, std::size_t active,

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "../database.hpp"
+#include "../detail/source_location.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 #include "detail/config.hpp"
@@ -35,7 +36,10 @@ namespace kysera::infra::pool {
 /// `validation_threshold`, closed when broken, idle too long or too old, and every caller that
 /// has to wait is served strictly first come, first served. The pool itself models `database`:
 /// `execute` borrows a connection for one statement, so health checks, query metrics and
-/// graceful shutdown work on it unchanged.
+/// graceful shutdown work on it unchanged. While the server is down it dials sparingly (at most
+/// `max_connecting` at once; after failed connects, a growing backoff with one probe, in which
+/// acquires that need a new connection fail fast), bounds its wait queue (`max_waiters`), and it
+/// can report leases held too long (`leak_detection_threshold`): docs/pool.md#during-an-outage.
 ///
 /// The destructor closes the pool and waits for leases still out (say, a health probe that timed
 /// out) to come back. Do not destroy the pool from a thread that holds one of its leases (that
@@ -57,6 +61,9 @@ class connection_pool : private detail::pool_core<Clock> {
  public:
   using connection_type = Connection;
   using clock_type = Clock;
+  /// Where an `acquire` was called, for leak detection: `std::source_location` where the
+  /// standard library has it.
+  using source_location = infra::detail::source_location;
   /// Makes a connection; called on the thread that acquires, or on the housekeeping thread when
   /// it tops up `min_idle`. May throw (server down): the acquire that called it rethrows.
   using factory_type = std::function<std::unique_ptr<Connection>()>;
@@ -136,23 +143,32 @@ class connection_pool : private detail::pool_core<Clock> {
   ~connection_pool() { this->shut_down(); }
 
   /// Waits up to `acquire_timeout` for a connection. Throws `database_error` with
-  /// `errc::pool_exhausted` (message carries the metrics) on timeout, `errc::pool_closed` after
-  /// `close()`, or the factory's own error when opening a connection failed.
+  /// `errc::pool_exhausted` (message carries the metrics) on timeout or when `max_waiters` callers
+  /// already wait, `errc::pool_closed` after `close()`, or the factory's own error when opening a
+  /// connection failed (in a connect backoff window, at once, with the last connect error's
+  /// code). `where` is what leak detection reports.
   ///
   ///     auto c = pool.acquire();
-  lease acquire() { return acquire(this->options_.acquire_timeout); }
+  lease acquire(source_location where = source_location::current()) {
+    return acquire(this->options_.acquire_timeout, where);
+  }
 
   /// As `acquire()`, waiting up to `timeout` (0: do not wait).
   ///
   ///     auto c = pool.acquire(std::chrono::milliseconds(200));
-  lease acquire(std::chrono::milliseconds timeout) {
+  lease acquire(std::chrono::milliseconds timeout,
+                source_location where = source_location::current()) {
     if (timeout.count() < 0)
       throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
-    if (KYSERA_INFRA_POOL_UNLIKELY(this->timings_ != nullptr))
-      return lease(this, this->template timed_acquire<true, true>(hint_, timeout, true));
-    if (slot* s = this->try_fast(hint_); KYSERA_INFRA_POOL_LIKELY(s != nullptr))
-      return lease(this, s);
-    return lease(this, this->acquire_slow(timeout, true));
+    slot* s;
+    if (KYSERA_INFRA_POOL_UNLIKELY(this->timings_ != nullptr)) {
+      s = this->template timed_acquire<true, true>(hint_, timeout, true);
+    } else {
+      s = this->try_fast(hint_);
+      if (KYSERA_INFRA_POOL_UNLIKELY(s == nullptr)) s = this->acquire_slow(timeout, true);
+    }
+    if (KYSERA_INFRA_POOL_UNLIKELY(this->leak_detection_on())) this->note_lease(*s, where);
+    return lease(this, s);
   }
 
   /// A connection if one is idle or can be opened now (opening may block for the connect);
@@ -160,15 +176,31 @@ class connection_pool : private detail::pool_core<Clock> {
   /// `errc::pool_closed` after `close()` and the factory's error.
   ///
   ///     if (auto c = pool.try_acquire()) (*c)->execute("select 1");
-  std::optional<lease> try_acquire() {
+  std::optional<lease> try_acquire(source_location where = source_location::current()) {
+    slot* s;
     if (KYSERA_INFRA_POOL_UNLIKELY(this->timings_ != nullptr)) {
-      slot* s = this->template timed_acquire<true, true>(hint_, std::chrono::milliseconds(0), false);
-      if (s) return lease(this, s);
-      return std::nullopt;
+      s = this->template timed_acquire<true, true>(hint_, std::chrono::milliseconds(0), false);
+    } else {
+      s = this->try_fast(hint_);
+      if (!s) s = this->acquire_slow(std::chrono::milliseconds(0), false);
     }
-    if (slot* s = this->try_fast(hint_)) return lease(this, s);
-    if (slot* s = this->acquire_slow(std::chrono::milliseconds(0), false)) return lease(this, s);
-    return std::nullopt;
+    if (!s) return std::nullopt;
+    if (KYSERA_INFRA_POOL_UNLIKELY(this->leak_detection_on())) this->note_lease(*s, where);
+    return lease(this, s);
+  }
+
+  /// Opens connections now, on the calling thread, until `min_idle` (at least one) are open,
+  /// retrying through the connect backoff for up to `timeout`; then throws the last connect
+  /// error (e.g. `errc::connection_refused`; `errc::pool_exhausted` if it never got to dial, and
+  /// `errc::pool_closed` after `close()`). Like HikariCP's initializationFailTimeout: a service
+  /// calls it at start to refuse to run against a database it cannot reach, and so that its
+  /// first health check finds a connection open.
+  ///
+  ///     pool.warm_up(std::chrono::seconds(5));  // throws when the database is unreachable
+  void warm_up(std::chrono::milliseconds timeout) {
+    if (timeout.count() < 0)
+      throw std::invalid_argument("connection_pool::warm_up: timeout must not be negative");
+    core::warm_up(timeout);
   }
 
   /// Borrows a connection, calls `fn(Connection&)` and returns the connection; returns what `fn`
@@ -176,8 +208,9 @@ class connection_pool : private detail::pool_core<Clock> {
   ///
   ///     auto n = pool.with_connection([](auto& c) { return count_rows(c); });
   template <class F>
-  auto with_connection(F&& fn) -> std::decay_t<std::invoke_result_t<F&, Connection&>> {
-    lease l = acquire();
+  auto with_connection(F&& fn, source_location where = source_location::current())
+      -> std::decay_t<std::invoke_result_t<F&, Connection&>> {
+    lease l = acquire(where);
     try {
       return std::invoke(fn, *l);
     } catch (const std::system_error& e) {
@@ -189,8 +222,9 @@ class connection_pool : private detail::pool_core<Clock> {
   /// Borrows a connection, runs `sql` on it and returns `Connection::execute`'s result (by value).
   ///
   ///     pool.execute("delete from sessions where expires < now()");
-  auto execute(std::string_view sql) {
-    return with_connection([sql](Connection& c) -> decltype(auto) { return c.execute(sql); });
+  auto execute(std::string_view sql, source_location where = source_location::current()) {
+    return with_connection([sql](Connection& c) -> decltype(auto) { return c.execute(sql); },
+                           where);
   }
 
   /// Borrows a connection and checks it with `infra::ping`: one real round trip (none more when
@@ -240,9 +274,11 @@ class connection_pool : private detail::pool_core<Clock> {
   ///     pool.transaction([](auto& c) { c.execute("insert ..."); c.execute("update ..."); });
   template <class F>
   requires infra::database_with_transaction<Connection>
-  decltype(auto) transaction(F&& fn) {
+  decltype(auto) transaction(F&& fn,
+                             source_location where = source_location::current()) {
     return with_connection(
-        [&fn](Connection& c) -> decltype(auto) { return c.transaction(std::forward<F>(fn)); });
+        [&fn](Connection& c) -> decltype(auto) { return c.transaction(std::forward<F>(fn)); },
+        where);
   }
 
   /// Stops new acquires (they throw `errc::pool_closed`, waiters too), closes idle connections
@@ -276,10 +312,12 @@ class connection_pool : private detail::pool_core<Clock> {
 
   /// One housekeeping pass: closes idle connections past `max_lifetime`, and those the
   /// housekeeper has seen idle for `idle_timeout` while more than `min_idle` are idle, then opens
-  /// connections up to `min_idle` (factory errors are logged and counted, not thrown). Idle time
-  /// counts from the first pass that saw the connection idle, so (as in HikariCP) a connection is
-  /// closed between idle_timeout and idle_timeout + housekeeping_interval after its last use. The
-  /// housekeeping thread calls this every `housekeeping_interval`; call it yourself when that is 0.
+  /// connections up to `min_idle` as the connect limit and backoff allow (factory errors are
+  /// logged and counted, not thrown), and reports leases held past `leak_detection_threshold`.
+  /// Idle time counts from the first pass that saw the connection idle, so (as in HikariCP) a
+  /// connection is closed between idle_timeout and idle_timeout + housekeeping_interval after its
+  /// last use. The housekeeping thread calls this every `housekeeping_interval` (or every
+  /// `leak_detection_threshold`, if shorter); call it yourself when that is 0.
   ///
   ///     pool.maintain();  // e.g. after moving a test clock forward
   using core::maintain;

@@ -54,6 +54,32 @@ struct pool_options {
   /// exported by `metrics::registry`). Off by default: it costs two clock reads and two
   /// histogram records per acquire + release, about 50 ns (docs/performance.md).
   bool record_timings = false;
+
+  // During an outage (docs/pool.md#during-an-outage) -------------------------------------------
+
+  /// Most connects in flight at once (userver's connecting_limit); acquires that would open one
+  /// more queue until a connect ends. 0 = no limit beyond max_size.
+  std::size_t max_connecting = 0;
+  /// After this many consecutive failed connects the pool stops dialling for a backoff window;
+  /// acquires that would need a new connection meanwhile fail at once with the last connect
+  /// error. At least 1; `connect_backoff_initial` 0 turns the backoff off.
+  std::size_t connect_backoff_after = 2;
+  /// The first backoff window; each failed probe after one doubles it, up to
+  /// `connect_backoff_max`. 0 = no backoff (every acquire may dial, as before).
+  std::chrono::milliseconds connect_backoff_initial{100};
+  /// The longest backoff window (>= connect_backoff_initial): once the server accepts again the
+  /// pool serves within this (plus one connect).
+  std::chrono::milliseconds connect_backoff_max{1000};
+  /// Each window is drawn from [w * (1 - jitter), min(w * (1 + jitter), connect_backoff_max)],
+  /// so pools that failed together do not probe together. In [0, 1].
+  double connect_backoff_jitter = 0.2;
+  /// Callers queued in `acquire` at most; one more throws `errc::pool_exhausted` at once.
+  /// 0 = unbounded.
+  std::size_t max_waiters = 0;
+  /// A lease held longer than this is logged once (warn) with the place of its `acquire` call and
+  /// the holding thread, and counted in `leaked` (HikariCP's leakDetectionThreshold). Checked by
+  /// the housekeeper, which then runs at least this often. 0 = off.
+  std::chrono::milliseconds leak_detection_threshold{0};
 };
 
 /// A value type: cumulative counters since the pool was made; `get_statistics()` returns a copy. Use them to
@@ -72,6 +98,15 @@ struct pool_statistics {
   std::uint64_t closed_idle = 0;        ///< closed after idle_timeout
   std::uint64_t closed_lifetime = 0;    ///< closed after max_lifetime
   std::uint64_t closed_by_close = 0;    ///< closed by `close()`
+  std::uint64_t connect_limited = 0;    ///< acquires that queued because `max_connecting` connects
+                                        ///< were in flight
+  std::uint64_t backoffs = 0;           ///< connect backoff windows begun (first one and each failed
+                                        ///< probe)
+  std::uint64_t throttled = 0;          ///< acquires failed fast in a backoff window (the last
+                                        ///< connect error's errc)
+  std::uint64_t rejected = 0;           ///< acquires that threw `pool_exhausted` at once because
+                                        ///< `max_waiters` callers were queued
+  std::uint64_t leaked = 0;             ///< leases held past `leak_detection_threshold`
   double total_wait = 0;                ///< ms spent by the `waited` acquires, summed
   double max_wait = 0;                  ///< ms, the longest of them
 
@@ -109,6 +144,17 @@ inline void validate(const pool_options& o) {
     throw std::invalid_argument("pool_options.max_lifetime_jitter must be in [0, 0.5]");
   if (o.housekeeping_interval.count() < 0)
     throw std::invalid_argument("pool_options.housekeeping_interval must not be negative");
+  if (o.connect_backoff_after < 1)
+    throw std::invalid_argument("pool_options.connect_backoff_after must be at least 1");
+  if (o.connect_backoff_initial.count() < 0)
+    throw std::invalid_argument("pool_options.connect_backoff_initial must not be negative");
+  if (o.connect_backoff_max < o.connect_backoff_initial)
+    throw std::invalid_argument(
+        "pool_options.connect_backoff_max must not be less than connect_backoff_initial");
+  if (!(o.connect_backoff_jitter >= 0.0 && o.connect_backoff_jitter <= 1.0))
+    throw std::invalid_argument("pool_options.connect_backoff_jitter must be in [0, 1]");
+  if (o.leak_detection_threshold.count() < 0)
+    throw std::invalid_argument("pool_options.leak_detection_threshold must not be negative");
 }
 
 /// `ms` with two decimals, as the pool's messages print durations.

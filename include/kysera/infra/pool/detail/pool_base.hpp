@@ -128,18 +128,28 @@ class pool_base {
     w.cv.notify_one();
   }
 
-  // Runs `pass()` now and then every housekeeping_interval until the pool closes.
+  // Fails the first waiter fast: a connect backoff window is open and it would need a new
+  // connection; it throws the throttle's error.
+  void throttle_front_locked() noexcept {
+    waiter& w = queue_.front();
+    unlink_locked(w);
+    w.throttled = true;
+    w.done = true;
+    w.cv.notify_one();
+  }
+
+  // Runs `pass()` now and then every `every` (0: never; no thread) until the pool closes.
   template <class Pass>
-  void start_housekeeper(Pass pass) {
-    if (options_.housekeeping_interval.count() <= 0) return;
-    housekeeper_ = std::thread([this, pass] {
+  void start_housekeeper(std::chrono::milliseconds every, Pass pass) {
+    if (every.count() <= 0) return;
+    housekeeper_ = std::thread([this, every, pass] {
       std::unique_lock lock(mutex_);
       while (!stopping_) {
         lock.unlock();
         pass();
         lock.lock();
         // Capped: a huge interval (milliseconds::max()) must sleep, not overflow into a busy loop.
-        infra::detail::wait_for_capped(housekeeper_cv_, lock, options_.housekeeping_interval,
+        infra::detail::wait_for_capped(housekeeper_cv_, lock, every,
                                        [this] { return stopping_; });
       }
     });
@@ -169,6 +179,13 @@ class pool_base {
            " lifetime";
     msg += ", max wait " + format_ms(s.max_wait) + " ms)";
     return msg;
+  }
+
+  std::string rejected_message(const pool_metrics& m) const {
+    return "connection pool exhausted: " + std::to_string(m.waiting) +
+           " callers already wait (max_waiters " + std::to_string(options_.max_waiters) +
+           "; total " + std::to_string(m.total) + ", active " + std::to_string(m.active) +
+           ", max " + std::to_string(m.max) + ")";
   }
 
   [[noreturn]] static void throw_closed() {

@@ -20,12 +20,15 @@
 
 #include "../../detail/asymmetric_fence.hpp"
 #include "../../detail/coarse_clock.hpp"
+#include "../../detail/source_location.hpp"
 #include "../../detail/time.hpp"
 #include "../../error.hpp"
 #include "../../logger.hpp"
 #include "../metrics.hpp"
 #include "../options.hpp"
 #include "config.hpp"
+#include "connect_throttle.hpp"
+#include "leak_detector.hpp"
 #include "pool_base.hpp"
 #include "slot.hpp"
 #include "statistics.hpp"
@@ -96,7 +99,9 @@ class pool_core : public pool_base {
         seen_(new seen_idle<Clock>[size_]),
         validation_threshold_(as_clock_duration(options_.validation_threshold)),
         idle_timeout_(as_clock_duration(options_.idle_timeout)),
-        max_lifetime_(as_clock_duration(options_.max_lifetime)) {}
+        max_lifetime_(as_clock_duration(options_.max_lifetime)),
+        throttle_(options_),
+        leaks_(size_, options_.leak_detection_threshold) {}
   // Virtual because the hooks are: a pool deleted by `unique_ptr` (or through a user's class
   // derived from it) must not run into a non-virtual destructor next to virtual functions.
   virtual ~pool_core() = default;
@@ -112,7 +117,10 @@ class pool_core : public pool_base {
   // The end of the derived constructor: fences on, housekeeper started (it calls the hooks).
   void start() {
     infra::detail::enable_asymmetric_fences();
-    start_housekeeper([this] { maintain(); });
+    auto every = options_.housekeeping_interval;
+    const auto leak = options_.leak_detection_threshold;
+    if (leak.count() > 0 && every.count() > 0 && leak < every) every = leak;
+    start_housekeeper(every, [this] { maintain(); });
   }
 
   // The derived destructor: closes, then waits for every lease still out and every caller still
@@ -196,6 +204,18 @@ class pool_core : public pool_base {
 
   KYSERA_INFRA_POOL_NOINLINE slot_type* acquire_slow(std::chrono::milliseconds timeout,
                                                      bool throw_if_exhausted);
+
+  /// Opens connections on the calling thread until min_idle (at least one) are idle, retrying
+  /// through the connect backoff until `timeout`; then throws the last connect error.
+  void warm_up(std::chrono::milliseconds timeout);
+
+  // Leak detection: one predictable branch on every acquire while it is off.
+  bool leak_detection_on() const noexcept { return leaks_.enabled(); }
+  // The caller has just been handed `s`; records where and by whom (leak detection on).
+  void note_lease(slot_type& s, const infra::detail::source_location& where) noexcept {
+    leaks_.note(static_cast<std::size_t>(&s - slots_.get()),
+                s.state.load(std::memory_order_relaxed), s.last_checkout, where);
+  }
 
  private:
   // An option in the clock's units; milliseconds::max() and the like saturate ("forever").
@@ -284,13 +304,60 @@ class pool_core : public pool_base {
   slot_type* create_into(slot_type& s);
   void* make_connection();
   void install(slot_type& s, void* c) noexcept;
+  void report_leaks(typename Clock::time_point now) noexcept;
 
-  // Gives the capacity of a reserved slot back after the factory failed.
-  void abandon_creating(slot_type& s) noexcept {
+  // Connections open now (idle, held by the housekeeper, or leased).
+  std::size_t open_count() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < size_; ++i) {
+      const auto t = tag_of(slots_[i].state.load(std::memory_order_acquire));
+      if (t == slot_tag::idle || t == slot_tag::reserved || t == slot_tag::in_use) ++n;
+    }
+    return n;
+  }
+
+  // Gives the capacity of a reserved slot back after the factory failed with `error`; the
+  // throttle learns of it (and may begin a backoff window, failing queued callers fast).
+  void abandon_creating(slot_type& s, connect_error error) noexcept {
     std::lock_guard lock(mutex_);
+    if (throttle_.failed(Clock::now(), std::move(error), jitter_.next_unit()))
+      counters_.count_backoff();
     const auto st = s.state.load(std::memory_order_relaxed);
     s.state.store(next_state(st, slot_tag::empty), std::memory_order_release);
     after_slot_freed_locked();
+  }
+
+  // A connect into a reserved slot succeeded: the throttle lets the next one start.
+  void connect_succeeded() noexcept {
+    std::lock_guard lock(mutex_);
+    throttle_.succeeded();
+    if (!queue_.empty()) dispatch_locked();
+  }
+
+  // Under the lock: an empty slot reserved (creating) for a connect the throttle allows now, or
+  // null, with `verdict` saying why not: `wait` (no room, or connects in flight) or `fail` (a
+  // backoff window is open and there is room, so the caller would have needed a new connection).
+  slot_type* claim_connect_locked(connect_verdict& verdict) noexcept {
+    verdict = throttle_.check(Clock::now());
+    if (verdict == connect_verdict::fail) {
+      if (!any_empty()) verdict = connect_verdict::wait;  // full: wait for a return, as ever
+      return nullptr;
+    }
+    if (verdict == connect_verdict::wait) return nullptr;
+    slot_type* s = claim_empty();
+    if (s) {
+      throttle_.started();
+    } else {
+      verdict = connect_verdict::wait;
+    }
+    return s;
+  }
+
+  bool any_empty() const noexcept {
+    for (std::size_t i = 0; i < size_; ++i) {
+      if (tag_of(slots_[i].state.load(std::memory_order_seq_cst)) == slot_tag::empty) return true;
+    }
+    return false;
   }
 
   // The caller owns `s` with an open connection. Closes it (outside the lock) and frees the slot.
@@ -362,7 +429,8 @@ class pool_core : public pool_base {
     }
   }
 
-  // Under the lock: serve queued callers in order with idle connections, then with capacity.
+  // Under the lock: serve queued callers in order with idle connections, then with capacity
+  // (as the connect throttle allows; in a backoff window those that would connect fail fast).
   void dispatch_locked() noexcept {
     while (!queue_.empty()) {
       if (slot_type* s = claim_idle()) {
@@ -370,8 +438,13 @@ class pool_core : public pool_base {
         continue;
       }
       if (flags_.load(std::memory_order_relaxed) & closed_bit) return;
-      if (slot_type* s = claim_empty()) {
+      connect_verdict verdict;
+      if (slot_type* s = claim_connect_locked(verdict)) {
         grant_locked(s, true);
+        continue;
+      }
+      if (verdict == connect_verdict::fail) {
+        throttle_front_locked();
         continue;
       }
       return;
@@ -461,6 +534,8 @@ class pool_core : public pool_base {
   const typename Clock::duration validation_threshold_;
   const typename Clock::duration idle_timeout_;
   const typename Clock::duration max_lifetime_;
+  connect_throttle<Clock> throttle_;  // under mutex_
+  leak_detector<Clock> leaks_;        // scanned under maintain_mutex_
 };
 
 }  // namespace kysera::infra::pool::detail

@@ -3,7 +3,9 @@
 /// The parts of `pool_core<Clock>` that block or open connections: an acquire that found no idle
 /// connection (it queues, or opens one), and the housekeeping pass. Included by pool_core.hpp.
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -32,8 +34,13 @@ auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool thro
     if (queue_.empty()) {  // nobody queued: take what there is
       s = claim_idle();
       if (!s) {
-        s = claim_empty();
+        connect_verdict verdict;
+        s = claim_connect_locked(verdict);
         create = s != nullptr;
+        if (verdict == connect_verdict::fail) {
+          counters_.count_throttled();
+          throw throttle_.throttled_error(Clock::now());
+        }
       }
     }
     if (!s) {
@@ -45,7 +52,15 @@ auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool thro
         lock.unlock();
         throw database_error(errc::pool_exhausted, message, "pool");
       }
+      if (options_.max_waiters != 0 && queue_.size() >= options_.max_waiters) {
+        if (!throw_if_exhausted) return nullptr;
+        counters_.count_rejected();
+        auto message = rejected_message(metrics_locked());
+        lock.unlock();
+        throw database_error(errc::pool_exhausted, message, "pool");
+      }
       recorder.count();
+      if (throttle_.connecting() > 0 && any_empty()) counters_.count_connect_limited();
       waiter w;
       enqueue_locked(w);
       dispatch_locked();
@@ -63,6 +78,10 @@ auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool thro
         throw database_error(errc::pool_exhausted, message, "pool");
       }
       if (w.closed) throw_closed();
+      if (w.throttled) {
+        counters_.count_throttled();
+        throw throttle_.throttled_error(Clock::now());
+      }
       s = &slots_[w.granted];
       create = w.create;
     }
@@ -83,9 +102,10 @@ auto pool_core<Clock>::create_into(slot_type& s) -> slot_type* {
   try {
     c = make_connection();
   } catch (...) {
-    abandon_creating(s);
+    abandon_creating(s, connect_error::current());
     throw;
   }
+  connect_succeeded();
   install(s, c);
   if (is_closed()) {
     discard(s, close_reason::pool_closed);
@@ -138,10 +158,79 @@ void pool_core<Clock>::install(slot_type& s, void* c) noexcept {
 }
 
 template <class Clock>
+void pool_core<Clock>::warm_up(std::chrono::milliseconds timeout) {
+  caller_guard inside(*this);  // destroyed last
+  const auto deadline = infra::detail::saturating_add(Clock::now(), timeout);
+  const std::size_t want = std::max<std::size_t>(options_.min_idle, 1);
+  std::condition_variable pause;  // nobody notifies it: waits are steps to the next look
+  std::unique_lock lock(mutex_);
+  inside.count();
+  for (;;) {
+    if (flags_.load(std::memory_order_relaxed) & closed_bit) throw_closed();
+    if (open_count() >= want) return;
+    connect_verdict verdict;
+    if (slot_type* s = claim_connect_locked(verdict)) {
+      lock.unlock();
+      void* c = nullptr;
+      try {
+        c = make_connection();
+      } catch (...) {
+        abandon_creating(*s, connect_error::current());
+        if (Clock::now() >= deadline) throw;
+        lock.lock();
+        continue;
+      }
+      connect_succeeded();
+      install(*s, c);
+      if (is_closed()) {
+        discard(*s, close_reason::pool_closed);
+        throw_closed();
+      }
+      publish_idle(*s);
+      lock.lock();
+      continue;
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      if (throttle_.has_failed()) throw throttle_.last_error();
+      throw database_error(errc::pool_exhausted,
+                           "connection pool: warm_up could not open " + std::to_string(want) +
+                               " connections within " + std::to_string(timeout.count()) + " ms",
+                           "pool");
+    }
+    // In a backoff window: sleep to its end; else (connects in flight, or no room) look again
+    // shortly.
+    auto until = verdict == connect_verdict::fail
+                     ? throttle_.window_end()
+                     : infra::detail::saturating_add(now, std::chrono::milliseconds(5));
+    if (deadline < until) until = deadline;
+    wait_step(lock, pause, until);
+  }
+}
+
+template <class Clock>
+void pool_core<Clock>::report_leaks(typename Clock::time_point now) noexcept {
+  for (std::size_t i = 0; i < size_; ++i) {
+    const auto st = slots_[i].state.load(std::memory_order_acquire);
+    if (tag_of(st) != slot_tag::in_use) continue;
+    try {
+      std::string warning = leaks_.scan(
+          i, st, now, [&] { return slots_[i].state.load(std::memory_order_relaxed); });
+      if (warning.empty()) continue;
+      counters_.count_leaked();
+      log(log_level::warn, warning);
+    } catch (...) {
+      // No memory for the message: the next pass tries again.
+    }
+  }
+}
+
+template <class Clock>
 void pool_core<Clock>::maintain() noexcept {
   std::lock_guard maintaining(maintain_mutex_);
   if (is_closed()) return;
   const auto now = Clock::now();
+  if (leaks_.enabled()) report_leaks(now);
   std::size_t idle = 0;
   for (std::size_t i = 0; i < size_; ++i) {
     if (tag_of(slots_[i].state.load(std::memory_order_relaxed)) == slot_tag::idle) ++idle;
@@ -180,22 +269,21 @@ void pool_core<Clock>::maintain() noexcept {
         if (t == slot_tag::idle || t == slot_tag::reserved) ++idle_now;
       }
       if (idle_now >= options_.min_idle || is_closed()) break;
-      s = claim_empty();
+      connect_verdict verdict;
+      s = claim_connect_locked(verdict);  // not in a backoff window, nor past max_connecting
     }
     if (!s) break;
     void* c = nullptr;
     try {
       c = make_connection();
-    } catch (const std::exception& e) {
-      abandon_creating(*s);
-      log(log_level::warn,
-          std::string("connection pool: could not open a connection for min_idle: ") + e.what());
-      break;
     } catch (...) {
-      abandon_creating(*s);
-      log(log_level::warn, "connection pool: could not open a connection for min_idle");
+      auto error = connect_error::current();
+      log(log_level::warn,
+          "connection pool: could not open a connection for min_idle: " + error.message);
+      abandon_creating(*s, std::move(error));
       break;
     }
+    connect_succeeded();
     install(*s, c);
     if (is_closed()) {
       discard(*s, close_reason::pool_closed);

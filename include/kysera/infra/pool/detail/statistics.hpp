@@ -24,6 +24,13 @@ class pool_counters {
     validation_failed_.fetch_add(1, std::memory_order_relaxed);
   }
   void count_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
+  void count_connect_limited() noexcept {
+    connect_limited_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void count_backoff() noexcept { backoffs_.fetch_add(1, std::memory_order_relaxed); }
+  void count_throttled() noexcept { throttled_.fetch_add(1, std::memory_order_relaxed); }
+  void count_rejected() noexcept { rejected_.fetch_add(1, std::memory_order_relaxed); }
+  void count_leaked() noexcept { leaked_.fetch_add(1, std::memory_order_relaxed); }
 
   void count_closed(close_reason reason) noexcept {
     switch (reason) {
@@ -65,6 +72,11 @@ class pool_counters {
     s.closed_idle = closed_idle_.load(std::memory_order_relaxed);
     s.closed_lifetime = closed_lifetime_.load(std::memory_order_relaxed);
     s.closed_by_close = closed_by_close_.load(std::memory_order_relaxed);
+    s.connect_limited = connect_limited_.load(std::memory_order_relaxed);
+    s.backoffs = backoffs_.load(std::memory_order_relaxed);
+    s.throttled = throttled_.load(std::memory_order_relaxed);
+    s.rejected = rejected_.load(std::memory_order_relaxed);
+    s.leaked = leaked_.load(std::memory_order_relaxed);
     s.total_wait = static_cast<double>(wait_total_ns_.load(std::memory_order_relaxed)) / 1e6;
     s.max_wait = static_cast<double>(wait_max_ns_.load(std::memory_order_relaxed)) / 1e6;
     return s;
@@ -82,6 +94,11 @@ class pool_counters {
   std::atomic<std::uint64_t> closed_idle_{0};
   std::atomic<std::uint64_t> closed_lifetime_{0};
   std::atomic<std::uint64_t> closed_by_close_{0};
+  std::atomic<std::uint64_t> connect_limited_{0};
+  std::atomic<std::uint64_t> backoffs_{0};
+  std::atomic<std::uint64_t> throttled_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> leaked_{0};
   std::atomic<std::uint64_t> wait_total_ns_{0};
   std::atomic<std::uint64_t> wait_max_ns_{0};
 };

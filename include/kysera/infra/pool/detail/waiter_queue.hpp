@@ -16,6 +16,7 @@ struct waiter {
   std::size_t granted = 0;  // index of the slot handed to this caller (when done and not closed)
   bool create = false;      // `granted` is reserved (creating): open a connection into it
   bool closed = false;      // the pool closed while this caller waited
+  bool throttled = false;   // it would connect, but a connect backoff window opened
   bool done = false;
   std::condition_variable cv;
 };
