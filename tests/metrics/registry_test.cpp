@@ -482,3 +482,35 @@ TEST_CASE("a with_debug wrapper held by shared_ptr is forgotten when it goes", "
   reg.collect(t);
   CHECK(t.values.count("kysera.debug.queries{name=weak,}") == 0);
 }
+
+TEST_CASE("a pool's outage counters are exported as they are in its statistics", "[metrics][pool]") {
+  auto o = kysera::test::metrics_support::quiet_pool(2);
+  o.connect_backoff_after = 2;
+  o.connect_backoff_initial = std::chrono::hours(1);  // the window cannot end during the test
+  o.connect_backoff_max = std::chrono::hours(1);
+  kysera::test::metrics_support::fake_pool pool(
+      []() -> std::unique_ptr<kysera::test::fake_database> {
+        throw infra::database_error(infra::errc::connection_refused, "refused", "fake");
+      },
+      o);
+  km::registry reg;
+  auto r = reg.add_pool("down", pool);
+  for (int i = 0; i < 3; ++i) {
+    try {
+      (void)pool.acquire(std::chrono::milliseconds(0));
+    } catch (const infra::database_error&) {
+    }
+  }
+  const auto st = pool.get_statistics();
+  CHECK(st.create_failed == 2);  // the third acquire finds the backoff window open
+  CHECK(st.backoffs == 1);
+  CHECK(st.throttled == 1);
+  table t;
+  reg.collect(t);
+  const std::string p = "{db.client.connection.pool.name=down,}";
+  CHECK(t.values.at("kysera.pool.connect_failures" + p) == static_cast<double>(st.create_failed));
+  CHECK(t.values.at("kysera.pool.backoffs" + p) == static_cast<double>(st.backoffs));
+  CHECK(t.values.at("kysera.pool.throttled" + p) == static_cast<double>(st.throttled));
+  CHECK(t.values.at("kysera.pool.rejected" + p) == 0);
+  CHECK(t.values.at("kysera.pool.leaked" + p) == 0);
+}

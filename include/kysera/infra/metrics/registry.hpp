@@ -35,6 +35,9 @@ struct pool_reading {
   pool::pool_metrics metrics;
   std::optional<std::size_t> min_idle;     // known for pools with options()
   std::optional<std::uint64_t> timeouts;  // known for pools with get_statistics()
+  // failed connects, backoff windows, fast failures in one, max_waiters rejections, leaks:
+  // known for pools whose statistics have them (connection_pool)
+  std::optional<std::array<std::uint64_t, 5>> outage;
   // create, wait and use time: for pools whose timings() is not null (record_timings)
   std::optional<std::array<histogram_snapshot, 3>> timings;
 };
@@ -171,7 +174,8 @@ class registry {
   registry(const registry&) = delete;
   registry& operator=(const registry&) = delete;
 
-  /// A `connection_pool` (count, max, idle.min, pending_requests, timeouts, and with
+  /// A `connection_pool` (count, max, idle.min, pending_requests, timeouts, the
+  /// `kysera.pool.*` outage counters, and with
   /// `pool_options::record_timings` the create_time, wait_time and use_time histograms) or any type with
   /// `get_metrics()` (count, max, pending_requests), read by reference: it must stay alive until
   /// the registration ends.
@@ -211,9 +215,19 @@ class registry {
     detail::source s = make(detail::source_kind::pool, std::move(name), pool);
     s.read_pool = [](const void* o) {
       const P& p = *static_cast<const P*>(o);
-      detail::pool_reading r{p.get_metrics(), std::nullopt, std::nullopt, std::nullopt};
+      detail::pool_reading r{p.get_metrics(), std::nullopt, std::nullopt, std::nullopt, std::nullopt};
       if constexpr (requires { p.options().min_idle; }) r.min_idle = p.options().min_idle;
-      if constexpr (requires { p.get_statistics().timed_out; }) r.timeouts = p.get_statistics().timed_out;
+      if constexpr (requires { p.get_statistics().timed_out; }) {
+        const auto st = p.get_statistics();
+        r.timeouts = st.timed_out;
+        if constexpr (requires { st.throttled + st.rejected + st.leaked + st.backoffs + st.create_failed; }) {
+          r.outage = std::array<std::uint64_t, 5>{static_cast<std::uint64_t>(st.create_failed),
+                                                  static_cast<std::uint64_t>(st.backoffs),
+                                                  static_cast<std::uint64_t>(st.throttled),
+                                                  static_cast<std::uint64_t>(st.rejected),
+                                                  static_cast<std::uint64_t>(st.leaked)};
+        }
+      }
       if constexpr (requires { p.timings()->use_time(); }) {
         if (const auto* t = p.timings()) r.timings = std::array{t->create_time(), t->wait_time(), t->use_time()};
       }
@@ -266,7 +280,7 @@ class registry {
     s.owned = std::move(copy);
     s.read_pool = [](const void* o) {
       return detail::pool_reading{static_cast<const pool::metrics_pool*>(o)->get_metrics(), std::nullopt, std::nullopt,
-                                  std::nullopt};
+                                  std::nullopt, std::nullopt};
     };
     return add(std::move(s));
   }

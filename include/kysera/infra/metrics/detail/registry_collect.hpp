@@ -64,6 +64,22 @@ inline void registry::collect(visitor& v) const {
     }
   }
   {
+    // What the pool did during an outage (pool_statistics; docs/pool.md#during-an-outage).
+    static constexpr std::array<descriptor, 5> outage{{
+        {"kysera.pool.connect_failures", "{connect}", "Connects the pool's factory failed."},
+        {"kysera.pool.backoffs", "{window}", "Connect backoff windows the pool began."},
+        {"kysera.pool.throttled", "{acquire}", "Acquires failed at once during a connect backoff window."},
+        {"kysera.pool.rejected", "{acquire}", "Acquires rejected at once because max_waiters callers were queued."},
+        {"kysera.pool.leaked", "{lease}", "Leases held longer than leak_detection_threshold."}}};
+    for (std::size_t i = 0; i < outage.size(); ++i) {
+      for (const auto& [s, r] : pools) {
+        if (!r.outage) continue;
+        const std::array<attribute, 1> a{{{pool_key, s->name}}};
+        v.on_counter(outage[i], a, static_cast<double>((*r.outage)[i]), s->created);
+      }
+    }
+  }
+  {
     static constexpr std::array<descriptor, 3> timings{{
         {"db.client.connection.create_time", "s", "The time it took to create a new connection."},
         {"db.client.connection.wait_time", "s", "The time it took to obtain an open connection from the pool."},
