@@ -188,7 +188,7 @@ TEST_CASE("discovery names the primary and the replicas, with lag, round trip an
   CHECK(c.state()->hosts[0].probes == 2);
 }
 
-TEST_CASE("statements go to the primary; replica() to the nearest replica; fallback to the primary", "[cluster]") {
+TEST_CASE("statements go to the primary, replica() to the nearest replica, and back to the primary without one", "[cluster]") {
   three_hosts t;
   fake_cluster c(t.urls(), manual());
   c.execute("INSERT 1");
@@ -225,7 +225,7 @@ TEST_CASE("round robin takes the usable replicas in turn", "[cluster]") {
   CHECK(seen[2] == 5);
 }
 
-TEST_CASE("replicas over max_replication_lag or of unknown lag are skipped; 0 ignores lag", "[cluster]") {
+TEST_CASE("replicas over max_replication_lag or of unknown lag are skipped unless the limit is 0", "[cluster]") {
   three_hosts t;
   t.c->lag = 61s;   // over the default 60 s
   t.b->lag = std::nullopt;
@@ -273,7 +273,7 @@ TEST_CASE("two hosts claiming the primary role: the previous primary stays, else
   CHECK(c.state()->primary == 1u);
 }
 
-TEST_CASE("a not-writable error takes the host out of the primary role; rediscovery follows the failover",
+TEST_CASE("a not-writable error takes the host out of the primary role and rediscovery follows the failover",
           "[cluster]") {
   three_hosts t;
   std::vector<cl::role_change> changes;
