@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -48,31 +50,6 @@ cl::cluster_options test_options() {
   return o;
 }
 
-// The primary of `server` ("postgres" or "mysql") started again and its replica made afresh from
-// it, as replication-up left them; at the end of a failover test, on every path.
-struct rebuild_replica_guard {
-  std::string server;
-  ~rebuild_replica_guard() {
-    try {
-      const std::string dir = servers::state_dir();
-      servers::control("stop", server + "-replica");
-      if (server == "postgres") {
-        std::ifstream in(dir + "/postgres-replica.datadir");
-        std::string data;
-        std::getline(in, data);
-        if (!data.empty()) std::filesystem::remove_all(data);
-        std::filesystem::remove(dir + "/postgres-replica.datadir");
-      } else {
-        std::filesystem::remove_all(dir + "/mysqldata-replica");
-      }
-      servers::control("start", server);
-      servers::control("start", server + "-replica");
-    } catch (const std::exception& e) {
-      WARN("could not rebuild the " << server << " replica: " << e.what());
-    }
-  }
-};
-
 // `done()` until it is true, counting a throw as false: a replica that has not yet replayed the
 // CREATE TABLE answers "relation does not exist" at first.
 template <class Done>
@@ -94,6 +71,35 @@ bool writes_resume(Cluster& c, const std::string& sql, std::chrono::milliseconds
     return true;
   }, limit);
 }
+
+// The primary of `server` ("postgres" or "mysql") started again and its replica made afresh from
+// it, as replication-up left them; at the end of a failover test, on every path.
+// `caught_up` is then polled until the new replica has caught up (MariaDB replays even the accounts from
+// the binary log, so until then the application account cannot log in).
+struct rebuild_replica_guard {
+  std::string server;
+  std::function<bool()> caught_up;
+  ~rebuild_replica_guard() {
+    try {
+      const std::string dir = servers::state_dir();
+      servers::control("stop", server + "-replica");
+      if (server == "postgres") {
+        std::ifstream in(dir + "/postgres-replica.datadir");
+        std::string data;
+        std::getline(in, data);
+        if (!data.empty()) std::filesystem::remove_all(data);
+        std::filesystem::remove(dir + "/postgres-replica.datadir");
+      } else {
+        std::filesystem::remove_all(dir + "/mysqldata-replica");
+      }
+      servers::control("start", server);
+      servers::control("start", server + "-replica");
+      if (caught_up) CHECK(eventually_ok(caught_up, 120s));  // the rebuilt replica caught up
+    } catch (const std::exception& e) {
+      FAIL_CHECK("could not rebuild the " << server << " replica: " << e.what());
+    }
+  }
+};
 
 }  // namespace
 
@@ -164,7 +170,13 @@ TEST_CASE("cluster over postgres follows a failover", "[replication][cluster][po
   c.execute("CREATE TABLE IF NOT EXISTS cluster_failover (id bigserial PRIMARY KEY, v text)");
   c.execute("INSERT INTO cluster_failover (v) VALUES ('before')");
 
-  rebuild_replica_guard restore{"postgres"};
+  rebuild_replica_guard restore{"postgres", [] {
+    infra::postgres::connection primary(servers::postgres_url()), replica(servers::postgres_replica_url());
+    primary.execute("CREATE TABLE IF NOT EXISTS cluster_rebuilt (id bigint)");
+    primary.execute("INSERT INTO cluster_rebuilt VALUES (1)");
+    return pg_text(replica, "SELECT pg_is_in_recovery()") == "t" &&
+           pg_text(replica, "SELECT count(*) > 0 FROM cluster_rebuilt") == "t";
+  }};
   servers::control("stop", "postgres");
   // The write in flight meets the stopped primary: it fails, and the host leaves the primary role.
   auto e = error_of([&] { c.execute("INSERT INTO cluster_failover (v) VALUES ('during')"); });
@@ -248,7 +260,13 @@ TEST_CASE("cluster over mariadb follows a failover", "[replication][cluster][mys
   c.execute("CREATE TABLE IF NOT EXISTS cluster_failover (id BIGINT AUTO_INCREMENT PRIMARY KEY, v TEXT)");
   c.execute("INSERT INTO cluster_failover (v) VALUES ('before')");
 
-  rebuild_replica_guard restore{"mysql"};
+  rebuild_replica_guard restore{"mysql", [] {
+    infra::mysql::connection primary(servers::mysql_app_url()), replica(servers::mysql_replica_url());
+    primary.execute("CREATE TABLE IF NOT EXISTS cluster_rebuilt (id BIGINT)");
+    primary.execute("INSERT INTO cluster_rebuilt VALUES (1)");
+    return my_text(replica, "SELECT @@global.read_only") == "1" &&
+           my_text(replica, "SELECT count(*) > 0 FROM cluster_rebuilt") == "1";
+  }};
   servers::control("stop", "mysql");
   auto e = error_of([&] { c.execute("INSERT INTO cluster_failover (v) VALUES ('during')"); });
   CHECK(infra::is_connection_error(e.condition()));
