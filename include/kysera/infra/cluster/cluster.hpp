@@ -162,33 +162,18 @@ class cluster {
   ///     auto r = db.replica()->execute("select count(*) from jobs");
   lease replica() {
     const auto s = state();
-    std::vector<std::size_t> order = replica_order(*s);
-    if (order.empty())
-      throw database_error(errc::connection_refused, "cluster: no usable replica (" + summary(*s) + ")", "cluster");
     std::optional<database_error> last;
-    for (std::size_t h : order) {
-      try {
-        return lease(pools_[h]->acquire(), h);
-      } catch (const database_error& e) {
-        note_error(h, e);
-        if (!is_connection_error(e.condition())) throw;
-        last = e;
-      }
-    }
-    throw *last;
+    if (auto l = try_replicas(*s, last)) return std::move(*l);
+    if (last) throw *last;
+    throw database_error(errc::connection_refused, "cluster: no usable replica (" + summary(*s) + ")", "cluster");
   }
 
   /// `replica()`, or the primary when no replica is usable.
   ///
   ///     auto rows = db.replica_or_primary()->execute("select * from reports");
   lease replica_or_primary() {
-    if (!replica_order(*state()).empty()) {
-      try {
-        return replica();
-      } catch (const database_error& e) {
-        if (!is_connection_error(e.condition())) throw;
-      }
-    }
+    std::optional<database_error> last;
+    if (auto l = try_replicas(*state(), last)) return std::move(*l);
     return primary();
   }
 
@@ -433,6 +418,21 @@ class cluster {
       std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(first), order.end());
     }
     return order;
+  }
+
+  // A lease from the first usable replica in routing order; empty when none is usable or none
+  // could connect (`last` then holds the last connection error). Other errors are thrown.
+  std::optional<lease> try_replicas(const cluster_state& s, std::optional<database_error>& last) {
+    for (std::size_t h : replica_order(s)) {
+      try {
+        return lease(pools_[h]->acquire(), h);
+      } catch (const database_error& e) {
+        note_error(h, e);
+        if (!is_connection_error(e.condition())) throw;
+        last = e;
+      }
+    }
+    return std::nullopt;
   }
 
   template <class F>
