@@ -239,9 +239,11 @@ TEST_CASE("replicas over max_replication_lag or of unknown lag are skipped unles
     CHECK_FALSE(c.state()->hosts[2].eligible_replica);
     CHECK_FALSE(c.state()->hosts[1].eligible_replica);
     CHECK(c.replica_or_primary().host() == 0u);
-    auto h = cl::check_cluster_health(*c.state(), c.options().max_replication_lag);
+    auto h = cl::check_cluster_health(c);
     CHECK(h.status == infra::health::health_status::degraded);
-    CHECK(h.checks.size() == 3);
+    REQUIRE(h.checks.size() == 3);
+    CHECK(h.checks[0].status == infra::health::health_status::healthy);
+    CHECK(h.checks[2].message.find("lagging") != std::string::npos);
   }
   auto o = manual();
   o.max_replication_lag = 0ms;
@@ -396,7 +398,10 @@ TEST_CASE("routing stays consistent while discovery follows roles that change un
       }
     });
   }
+  REQUIRE(eventually([&] { return writes.load() > 0; }));
   for (int flip = 0; flip < 50; ++flip) {
+    const int seen = reads.load();
+    REQUIRE(eventually([&] { return reads.load() > seen + 4; }));  // the workers run between flips
     const bool to_b = flip % 2 == 0;
     {
       std::scoped_lock lock(t.a->m, t.b->m);
@@ -405,10 +410,15 @@ TEST_CASE("routing stays consistent while discovery follows roles that change un
     }
     c.discover();
     const auto s = c.state();
-    CHECK(s->primary == (to_b ? 1u : 0u));
+    const std::size_t expected = to_b ? 1u : 0u;
+    // Or already taken out again: a worker that leased this host two flips ago may report its
+    // 25006 from then only now (a late report errs on the side of sending no writes).
+    CHECK((s->primary == expected || (!s->primary && s->hosts[expected].suspect)));
   }
   stop = true;
   for (auto& w : workers) w.join();
+  c.discover();
+  CHECK(c.state()->primary == 0u);  // the last flip (49) made a the primary again
   CHECK(writes.load() > 0);
   CHECK(reads.load() > 0);
   // Every write that reached a host ran on the primary of that moment (the fake refuses others).

@@ -223,7 +223,9 @@ class cluster {
     return note_error(l.host(), e);
   }
 
-  /// As `report`, for an error about host `host` from anywhere.
+  /// As `report`, for an error about host `host` from anywhere. A report is taken as it comes,
+  /// also one that arrives late (a statement that ran across two role changes): at worst the
+  /// host leaves the primary role until the round it triggers names it again.
   bool note_error(std::size_t host, const database_error& e) {
     const bool gone = is_connection_error(e.condition());
     const bool read_only = cluster_traits<Connection>::not_writable(e);

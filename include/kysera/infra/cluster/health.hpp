@@ -4,6 +4,7 @@
 /// (no extra round trip).
 
 #include <chrono>
+#include <concepts>
 #include <string>
 
 #include "../detail/format.hpp"
@@ -64,6 +65,18 @@ inline health::health_check_result check_cluster_health(const cluster_state& s,
     r.metrics.check_latency = infra::detail::round2(static_cast<double>(p->round_trip->count()) / 1000.0);
   r.timestamp = std::chrono::system_clock::now();
   return r;
+}
+
+/// `check_cluster_health` of a cluster's latest snapshot, with its own `max_replication_lag`.
+///
+///     auto r = kysera::infra::cluster::check_cluster_health(db);
+template <class Cluster>
+  requires requires(const Cluster& c) {
+    { *c.state() } -> std::convertible_to<const cluster_state&>;
+    c.options().max_replication_lag;
+  }
+health::health_check_result check_cluster_health(const Cluster& c) {
+  return check_cluster_health(*c.state(), c.options().max_replication_lag);
 }
 
 }  // namespace kysera::infra::cluster
