@@ -9,6 +9,7 @@
 
 #include "cluster/cluster.hpp"
 #include "cluster/health.hpp"
+#include "cluster/metrics.hpp"
 #include "cluster/options.hpp"
 #include "cluster/state.hpp"
 #include "cluster/traits.hpp"
