@@ -155,6 +155,57 @@ TEST_CASE("cluster over postgres: discovery, routing, and a replica's write erro
   CHECK(eventually([&] { return c.state()->rounds >= rounds + 2; }, 30s, 20ms));
 }
 
+TEST_CASE("cluster over postgres: a replica that stops replaying is skipped for its lag", "[replication][cluster][postgres]") {
+  auto o = test_options();
+  o.max_replication_lag = 1s;
+  pg_cluster c({servers::postgres_url(), servers::postgres_replica_url()}, o);
+  REQUIRE(c.state()->primary == 0u);
+  REQUIRE(eventually([&] { return c.state()->hosts[1].eligible_replica; }, 20s, 20ms));
+  infra::postgres::connection replica(servers::postgres_replica_url());
+  struct resume_replay {
+    infra::postgres::connection& replica;
+    ~resume_replay() {
+      try { replica.execute("SELECT pg_wal_replay_resume()"); } catch (...) {}
+    }
+  } resume{replica};
+  replica.execute("SELECT pg_wal_replay_pause()");
+  c.execute("CREATE TABLE IF NOT EXISTS cluster_lag (id bigserial PRIMARY KEY)");
+  // The primary writes, the replica receives but does not replay: its lag grows past 1 s.
+  CHECK(eventually([&] {
+    c.execute("INSERT INTO cluster_lag DEFAULT VALUES");
+    const auto h = c.state()->hosts[1];
+    return h.replication_lag && *h.replication_lag > 1s && !h.eligible_replica;
+  }, 30s, 100ms));
+  CHECK(c.replica_or_primary().host() == 0u);
+  CHECK(error_of([&] { (void)c.replica(); }).code() == infra::errc::connection_refused);
+  CHECK(cl::check_cluster_health(c).status == infra::health::health_status::degraded);
+  replica.execute("SELECT pg_wal_replay_resume()");
+  CHECK(eventually([&] { return c.state()->hosts[1].eligible_replica; }, 30s, 20ms));
+  CHECK(c.state()->hosts[1].replication_lag <= 1s);
+}
+
+TEST_CASE("cluster over postgres: a frozen replica is found down by a bounded probe and skipped",
+          "[replication][cluster][postgres]") {
+  auto o = test_options();
+  o.probe_timeout = 1s;
+  pg_cluster c({servers::postgres_url(), servers::postgres_replica_url()}, o);
+  REQUIRE(c.state()->hosts[1].role == cl::host_role::replica);
+  {
+    servers::pause_guard frozen("postgres-replica");
+    const auto paused = std::chrono::steady_clock::now();
+    // One interval, then the bounded ping (1 s): generous slack for a loaded machine.
+    CHECK(eventually([&] { return c.state()->hosts[1].role == cl::host_role::down; }, 20s, 20ms));
+    INFO("found down after " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - paused).count() << " ms");
+    CHECK(std::chrono::steady_clock::now() - paused < 10s);
+    CHECK(c.replica_or_primary().host() == 0u);  // skipped, not waited for
+    c.execute("SELECT 1");                       // the primary is unaffected
+    const auto rounds = c.state()->rounds;
+    CHECK(eventually([&] { return c.state()->rounds >= rounds + 2; }, 30s, 20ms));  // rounds go on
+  }
+  CHECK(eventually([&] { return c.state()->hosts[1].role == cl::host_role::replica; }, 30s, 20ms));
+}
+
 TEST_CASE("cluster over postgres follows a failover", "[replication][cluster][postgres][failover]") {
   const std::string primary_url = servers::postgres_url(), replica_url = servers::postgres_replica_url();
   auto o = test_options();
