@@ -424,3 +424,26 @@ TEST_CASE("routing stays consistent while discovery follows roles that change un
   // Every write that reached a host ran on the primary of that moment (the fake refuses others).
   CHECK(c.state()->rounds >= 51);
 }
+
+TEST_CASE("the role-change callback may call into the cluster", "[cluster]") {
+  three_hosts t;
+  fake_cluster* self = nullptr;
+  int nested = 0;
+  auto o = manual();
+  o.on_role_change = [&](const cl::role_change& ch) {
+    if (self == nullptr || ch.to != cl::host_role::primary) return;
+    CHECK(self->state()->primary == ch.host);  // already published
+    self->discover();                          // a round from inside the callback: no deadlock
+    ++nested;
+  };
+  fake_cluster c(t.urls(), o);
+  self = &c;
+  t.a->role = cl::host_role::replica;
+  t.c->role = cl::host_role::primary;
+  c.discover();
+  CHECK(nested == 1);
+  CHECK(c.state()->rounds == 3);
+  c.close();
+  c.close();  // idempotent
+  CHECK(error_of([&] { (void)c.primary(); }).code() == infra::errc::pool_closed);
+}

@@ -263,32 +263,35 @@ class cluster {
   ///     db.discover();
   ///     auto s = db.state();
   void discover() {
-    std::lock_guard round(discover_mutex_);
-    std::vector<host_state> hosts;
-    hosts.reserve(urls_.size());
-    {
-      const auto s = state();
-      for (std::size_t i = 0; i < urls_.size(); ++i) hosts.push_back(probe_host(i, s->hosts[i]));
-    }
-    auto next = std::make_shared<cluster_state>();
-    next->hosts = std::move(hosts);
-    next->primary = choose_primary(*next);
-    for (auto& h : next->hosts) {
-      h.eligible_replica = h.role == host_role::replica && within_lag(h);
-    }
     std::vector<role_change> changes;
-    for (std::size_t i = 0; i < next->hosts.size(); ++i) {
-      if (next->hosts[i].role != last_roles_[i]) {
-        changes.push_back(role_change{i, next->hosts[i].name, last_roles_[i], next->hosts[i].role});
-        last_roles_[i] = next->hosts[i].role;
-      }
-    }
+    std::shared_ptr<const cluster_state> published;
     {
-      std::lock_guard lock(state_mutex_);
-      next->rounds = state_->rounds + 1;
-      state_ = next;
+      std::lock_guard round(discover_mutex_);
+      std::vector<host_state> hosts;
+      hosts.reserve(urls_.size());
+      {
+        const auto s = state();
+        for (std::size_t i = 0; i < urls_.size(); ++i) hosts.push_back(probe_host(i, s->hosts[i]));
+      }
+      auto next = std::make_shared<cluster_state>();
+      next->hosts = std::move(hosts);
+      next->primary = choose_primary(*next);
+      for (auto& h : next->hosts) h.eligible_replica = h.role == host_role::replica && within_lag(h);
+      for (std::size_t i = 0; i < next->hosts.size(); ++i) {
+        if (next->hosts[i].role != last_roles_[i]) {
+          changes.push_back(role_change{i, next->hosts[i].name, last_roles_[i], next->hosts[i].role});
+          last_roles_[i] = next->hosts[i].role;
+        }
+      }
+      {
+        std::lock_guard lock(state_mutex_);
+        next->rounds = state_->rounds + 1;
+        state_ = next;
+      }
+      published = std::move(next);
     }
-    for (const auto& c : changes) announce(c, *next);
+    // Outside the locks: the callback may call into the cluster (state(), even discover()).
+    for (const auto& c : changes) announce(c, *published);
   }
 
   /// The latest snapshot: every host with its role, lag, round trip and last error. Cheap (a
@@ -307,8 +310,9 @@ class cluster {
   const cluster_options& options() const noexcept { return options_; }
 
   /// Stops the discovery thread and closes every pool (leases still out are closed as they
-  /// end). Idempotent. Afterwards `primary()` and friends throw `errc::pool_closed`.
+  /// end). Idempotent, from any thread (the role-change callback too). Afterwards `primary()` and friends throw `errc::pool_closed`.
   void close() {
+    std::lock_guard closing(close_mutex_);
     {
       std::lock_guard lock(wake_mutex_);
       stop_ = true;
@@ -490,7 +494,8 @@ class cluster {
   std::shared_ptr<const cluster_state> state_;
   std::atomic<std::size_t> next_replica_{0};  // round robin
 
-  std::mutex wake_mutex_;  // guards stop_ and wake_
+  std::mutex close_mutex_;  // one close() at a time
+  std::mutex wake_mutex_;   // guards stop_ and wake_
   std::condition_variable wake_cv_;
   bool stop_ = false;
   bool wake_ = false;
