@@ -133,9 +133,15 @@ TEST_CASE("cluster over postgres: discovery, routing, and a replica's write erro
     return pg_text(db, "SELECT coalesce(max(id), 0) + 1 FROM cluster_probe");
   });
   c.execute("INSERT INTO cluster_probe VALUES (" + id + ", 'through the cluster')");
+  const int in_tx = c.transaction([&](infra::postgres::connection& db) {
+    db.execute("INSERT INTO cluster_probe VALUES (" + id + " + 1000000, 'in a transaction')");
+    return 1;
+  });
+  CHECK(in_tx == 1);
   {
     infra::postgres::connection primary(servers::postgres_url());
     CHECK(pg_text(primary, "SELECT count(*) FROM cluster_probe WHERE id = " + id) == "1");
+    CHECK(pg_text(primary, "SELECT count(*) FROM cluster_probe WHERE id = " + id + " + 1000000") == "1");
   }
   {
     auto r = c.replica();
