@@ -15,6 +15,7 @@
 #include "infra/pool.hpp"
 #include "infra/resilience.hpp"
 #include "infra/shutdown.hpp"
+#include "infra/cluster.hpp"
 
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
 #include "infra/adapters/postgres.hpp"

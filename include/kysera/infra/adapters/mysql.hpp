@@ -5,4 +5,5 @@
 /// translation into `database_error`, and a `cancel()` that never blocks. The umbrella header of
 /// the MySQL adapter; the parts live in `mysql/{connection,options,connection_string,errors,driver}.hpp`.
 
+#include "mysql/cluster_traits.hpp"
 #include "mysql/connection.hpp"

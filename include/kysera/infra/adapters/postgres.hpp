@@ -10,4 +10,5 @@
 ///     db.execute("create table if not exists t (id integer primary key, v text)");
 ///     pqxx::result r = db.execute("select v from t");
 
+#include "postgres/cluster_traits.hpp"
 #include "postgres/connection.hpp"
