@@ -3,9 +3,11 @@
 
 #include <kysera/infra/cluster.hpp>
 #include <kysera/infra/metrics/prometheus.hpp>
+#include <kysera/infra/metrics/registry.hpp>
 
 #include <array>
 #include <chrono>
+#include <memory>
 #include <string>
 
 namespace cl = kysera::infra::cluster;
@@ -58,4 +60,39 @@ TEST_CASE("cluster gauges of several clusters come family by family", "[cluster]
   CHECK(count("# TYPE kysera_cluster_host_round_trip_seconds") == 1);
   CHECK(count("# TYPE kysera_cluster_host_role") == 1);
   CHECK(text.find("kysera_cluster_host_replication_lag_seconds{name=\"users\",host=\"b1\"} 1") != std::string::npos);
+}
+
+namespace {
+/// Stands in for a cluster: the registry reads only its state() snapshot.
+struct snapshot_holder {
+  std::shared_ptr<const cl::cluster_state> snapshot;
+  std::shared_ptr<const cl::cluster_state> state() const { return snapshot; }
+};
+}  // namespace
+
+TEST_CASE("a registered cluster's gauges come with the registry's scrape, and go with its registration",
+          "[cluster][metrics]") {
+  auto s = std::make_shared<cl::cluster_state>();
+  s->hosts.push_back({.name = "db1", .role = cl::host_role::primary, .replication_lag = 0ms, .round_trip = 1ms});
+  s->hosts.push_back({.name = "db2", .role = cl::host_role::replica, .replication_lag = 3s, .round_trip = 2ms});
+  s->primary = 0;
+  snapshot_holder orders{s};
+  snapshot_holder users{s};
+  metrics::registry reg;
+  auto r1 = reg.add_cluster("orders", orders);
+  auto r2 = reg.add_cluster("users", users);
+  std::string text = metrics::to_prometheus(reg);
+  INFO(text);
+  CHECK(text.find("kysera_cluster_host_replication_lag_seconds{name=\"orders\",host=\"db2\"} 3") != std::string::npos);
+  CHECK(text.find("kysera_cluster_host_role{name=\"users\",host=\"db1\",role=\"primary\"} 1") != std::string::npos);
+  std::size_t headers = 0;
+  for (auto p = text.find("# TYPE kysera_cluster_host_role "); p != std::string::npos;
+       p = text.find("# TYPE kysera_cluster_host_role ", p + 1)) {
+    ++headers;
+  }
+  CHECK(headers == 1);  // both clusters' series in one family
+  r1.reset();
+  text = metrics::to_prometheus(reg);
+  CHECK(text.find("name=\"orders\"") == std::string::npos);
+  CHECK(text.find("name=\"users\"") != std::string::npos);
 }

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "../cluster/metrics.hpp"
 #include "../pool/metrics.hpp"
 #include "../resilience/circuit_breaker.hpp"
 #include "../resilience/retry.hpp"
@@ -70,7 +71,7 @@ debug_reading read_debug(const D& d) {
   return r;
 }
 
-enum class source_kind { pool, breaker, retry, monitor, histogram, debug };
+enum class source_kind { pool, breaker, retry, monitor, histogram, debug, cluster };
 
 /// One registered object: a type-erased pointer and the function that reads it.
 struct source {
@@ -92,6 +93,7 @@ struct source {
   breaker_reading (*read_breaker)(const void*) = nullptr;
   int (*read_monitor)(const void*) = nullptr;  // -1: no check yet, else 0 healthy .. 2 unhealthy
   debug_reading (*read_debug)(const void*) = nullptr;
+  std::shared_ptr<const cluster::cluster_state> (*read_cluster)(const void*) = nullptr;
   // histograms only
   std::string unit;
   std::string description;
@@ -256,6 +258,15 @@ class registry {
     return s;
   }
 
+  template <class C>
+  detail::source cluster_source(std::string name, const C* c) const {
+    detail::source s = make(detail::source_kind::cluster, std::move(name), c);
+    s.read_cluster = [](const void* o) -> std::shared_ptr<const cluster::cluster_state> {
+      return static_cast<const C*>(o)->state();
+    };
+    return s;
+  }
+
   template <class D>
   detail::source debug_source(std::string name, const D* dbg) const {
     detail::source s = make(detail::source_kind::debug, std::move(name), dbg);
@@ -295,6 +306,8 @@ class registry {
   registration add_health_monitor(std::string, const M&&) = delete;
   template <class D>
   registration add_debug_database(std::string, const D&&) = delete;
+  template <class C>
+  registration add_cluster(std::string, const C&&) = delete;
   registration add_histogram(std::string, std::string, std::string, std::vector<std::pair<std::string, std::string>>,
                              const histogram&&) = delete;
 
@@ -346,6 +359,26 @@ class registry {
   template <class D>
   void add_debug_database(std::string name, const std::shared_ptr<D>& dbg) {
     add_weak(debug_source(std::move(name), dbg.get()), dbg);
+  }
+
+  /// A `cluster::cluster` (or any type whose `state()` returns its `cluster_state` snapshot):
+  /// per host `kysera.cluster.host.replication_lag`, `.round_trip` and `.role`, attributes
+  /// `name` and `host` (see `cluster::collect_cluster_metrics`). Reads the last discovery's
+  /// snapshot only. Register each host's pool with `add_pool` for its connection metrics.
+  ///
+  ///     auto r = reg.add_cluster("main", db);
+  template <class C>
+    requires requires(const C& c) {
+      { c.state() } -> std::convertible_to<std::shared_ptr<const cluster::cluster_state>>;
+    }
+  registration add_cluster(std::string name, const C& c) {
+    return add(cluster_source(std::move(name), &c));
+  }
+
+  /// The same, held weakly: read while `c` lives, forgotten after.
+  template <class C>
+  void add_cluster(std::string name, const std::shared_ptr<C>& c) {
+    add_weak(cluster_source(std::move(name), c.get()), c);
   }
 
   /// A histogram of the user's, exported under `name` (OpenTelemetry style, dots allowed) with

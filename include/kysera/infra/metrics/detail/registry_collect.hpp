@@ -92,6 +92,21 @@ inline void registry::collect(visitor& v) const {
       }
     }
   }
+  {
+    // Every cluster in one pass, so each of its families stays in one piece.
+    std::vector<std::shared_ptr<const cluster::cluster_state>> snapshots;
+    std::vector<cluster::cluster_metrics_source> clusters;
+    for (const auto& s : all) {
+      if (s.kind != source_kind::cluster) continue;
+      const auto object = s.pin();
+      if (!object) continue;
+      auto snapshot = s.read_cluster(object.get());
+      if (!snapshot) continue;
+      clusters.push_back({s.name, snapshot.get()});
+      snapshots.push_back(std::move(snapshot));
+    }
+    if (!clusters.empty()) cluster::collect_cluster_metrics(clusters, v);
+  }
   for (const auto& [key, family] : state_->durations) family->collect(v);
 
   // User histograms, grouped by name.
