@@ -125,7 +125,7 @@ class cluster {
       probes_.emplace_back();
     }
     last_roles_.assign(urls_.size(), host_role::unknown);
-    state_ = std::move(initial);
+    publish_locked(std::move(initial));  // no other thread runs yet
     discover();
     if (options_.discovery_interval.count() > 0) thread_ = std::thread([this] { run(); });
   }
@@ -143,9 +143,9 @@ class cluster {
   ///     auto c = db.primary();
   ///     c->execute("update jobs set state = 'done' where id = 7");
   lease primary() {
-    const auto s = state();
-    if (!s->primary) throw no_primary(*s);
-    const std::size_t h = *s->primary;
+    // The primary's index is mirrored in an atomic, so routing to it touches no shared line.
+    const std::size_t h = primary_.load(std::memory_order_acquire);
+    if (h == no_host) throw no_primary(*state());
     try {
       return lease(pools_[h]->acquire(), h);
     } catch (const database_error& e) {
@@ -161,11 +161,11 @@ class cluster {
   ///
   ///     auto r = db.replica()->execute("select count(*) from jobs");
   lease replica() {
-    const auto s = state();
     std::optional<database_error> last;
-    if (auto l = try_replicas(*s, last)) return std::move(*l);
+    if (auto l = try_replicas(last)) return std::move(*l);
     if (last) throw *last;
-    throw database_error(errc::connection_refused, "cluster: no usable replica (" + summary(*s) + ")", "cluster");
+    throw database_error(errc::connection_refused, "cluster: no usable replica (" + summary(*state()) + ")",
+                         "cluster");
   }
 
   /// `replica()`, or the primary when no replica is usable.
@@ -173,7 +173,7 @@ class cluster {
   ///     auto rows = db.replica_or_primary()->execute("select * from reports");
   lease replica_or_primary() {
     std::optional<database_error> last;
-    if (auto l = try_replicas(*state(), last)) return std::move(*l);
+    if (auto l = try_replicas(last)) return std::move(*l);
     return primary();
   }
 
@@ -239,7 +239,7 @@ class cluster {
         h.eligible_replica = false;
         if (next->primary == host) next->primary.reset();
       }
-      state_ = std::move(next);
+      publish_locked(std::move(next));
     }
     if (gone || read_only) request_discovery();
     return gone || read_only;
@@ -286,7 +286,7 @@ class cluster {
       {
         std::lock_guard lock(state_mutex_);
         next->rounds = state_->rounds + 1;
-        state_ = next;
+        publish_locked(next);
       }
       published = std::move(next);
     }
@@ -409,27 +409,52 @@ class cluster {
     return h.replication_lag && *h.replication_lag <= options_.max_replication_lag;
   }
 
-  std::vector<std::size_t> replica_order(const cluster_state& s) {
+  /// The usable replicas of `s` in preference order: nearest first for `nearest` (ties keep
+  /// host order), host order for round robin (the caller rotates).
+  std::vector<std::size_t> replica_candidates(const cluster_state& s) const {
     std::vector<std::size_t> order;
     for (std::size_t i = 0; i < s.hosts.size(); ++i)
       if (s.hosts[i].eligible_replica && !s.hosts[i].suspect) order.push_back(i);
-    if (order.size() < 2) return order;
-    if (options_.selection == replica_selection::nearest) {
+    if (order.size() >= 2 && options_.selection == replica_selection::nearest) {
       std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
         return s.hosts[a].round_trip.value_or(std::chrono::microseconds::max()) <
                s.hosts[b].round_trip.value_or(std::chrono::microseconds::max());
       });
-    } else {
-      const std::size_t first = next_replica_.fetch_add(1, std::memory_order_relaxed) % order.size();
-      std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(first), order.end());
     }
     return order;
   }
 
+  /// `replica_candidates` packed into one word for routing without the snapshot: byte 0 the
+  /// count, bytes 1-7 the host indices; `route_overflow` when it does not fit (more than 7
+  /// candidates, or an index above 254), and routing then reads the snapshot.
+  static constexpr std::uint64_t route_overflow = 0xFF;
+  static std::uint64_t pack_route(const std::vector<std::size_t>& order) noexcept {
+    if (order.size() > 7) return route_overflow;
+    std::uint64_t packed = order.size();
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      if (order[k] > 254) return route_overflow;
+      packed |= static_cast<std::uint64_t>(order[k]) << (8 * (k + 1));
+    }
+    return packed;
+  }
+
   // A lease from the first usable replica in routing order; empty when none is usable or none
   // could connect (`last` then holds the last connection error). Other errors are thrown.
-  std::optional<lease> try_replicas(const cluster_state& s, std::optional<database_error>& last) {
-    for (std::size_t h : replica_order(s)) {
+  std::optional<lease> try_replicas(std::optional<database_error>& last) {
+    const std::uint64_t route = route_.load(std::memory_order_acquire);
+    std::vector<std::size_t> order;  // only when the route did not fit in the word
+    std::size_t count = route & 0xFF;
+    if (route == route_overflow) {
+      order = replica_candidates(*state());
+      count = order.size();
+    }
+    if (count == 0) return std::nullopt;
+    const std::size_t first = options_.selection == replica_selection::round_robin
+                                  ? next_replica_.fetch_add(1, std::memory_order_relaxed) % count
+                                  : 0;
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::size_t at = (first + k) % count;
+      const std::size_t h = order.empty() ? static_cast<std::size_t>((route >> (8 * (at + 1))) & 0xFF) : order[at];
       try {
         return lease(pools_[h]->acquire(), h);
       } catch (const database_error& e) {
@@ -490,8 +515,19 @@ class cluster {
   std::vector<std::unique_ptr<Connection>> probes_;  // the discovery connections
   std::vector<host_role> last_roles_;                // roles of the last round, for change reports
 
+  static constexpr std::size_t no_host = static_cast<std::size_t>(-1);
+
+  /// Makes `next` the snapshot. Caller holds `state_mutex_`.
+  void publish_locked(std::shared_ptr<const cluster_state> next) {
+    primary_.store(next->primary ? *next->primary : no_host, std::memory_order_release);
+    route_.store(pack_route(replica_candidates(*next)), std::memory_order_release);
+    state_ = std::move(next);
+  }
+
   mutable std::mutex state_mutex_;  // guards state_ (held only to copy or swap the pointer)
   std::shared_ptr<const cluster_state> state_;
+  std::atomic<std::size_t> primary_{no_host};  // state_->primary, or no_host; written with state_
+  std::atomic<std::uint64_t> route_{0};         // state_'s replica candidates (pack_route)
   std::atomic<std::size_t> next_replica_{0};  // round robin
 
   std::mutex close_mutex_;  // one close() at a time
