@@ -116,6 +116,8 @@ std::string pg_text(infra::postgres::connection& db, const std::string& sql) {
 TEST_CASE("cluster over postgres: discovery, routing, and a replica's write error", "[replication][cluster][postgres]") {
   // The replica first: the roles come from discovery, not from the order.
   pg_cluster c({servers::postgres_replica_url(), servers::postgres_url()}, test_options());
+  // A replica the fixture has just made may not have a known lag in the very first round.
+  CHECK(eventually([&] { return c.state()->hosts[0].eligible_replica; }, 30s, 20ms));
   auto s = c.state();
   REQUIRE(s->primary == 1u);
   CHECK(s->hosts[1].role == cl::host_role::primary);
@@ -275,6 +277,9 @@ std::string my_text(infra::mysql::connection& db, const std::string& sql) {
 
 TEST_CASE("cluster over mariadb: discovery, routing, and a replica's write error", "[replication][cluster][mysql]") {
   my_cluster c({servers::mysql_replica_url(), servers::mysql_app_url()}, test_options());
+  // A replica the fixture has just made is still replaying the primary's binary log (its lag
+  // unknown or large) for the first rounds.
+  CHECK(eventually([&] { return c.state()->hosts[0].eligible_replica; }, 30s, 20ms));
   auto s = c.state();
   INFO("replica: " << s->hosts[0].last_error);
   REQUIRE(s->primary == 1u);
@@ -282,7 +287,6 @@ TEST_CASE("cluster over mariadb: discovery, routing, and a replica's write error
   CHECK(s->hosts[0].replication_lag.has_value());  // Seconds_Behind_Master
   CHECK(s->hosts[0].round_trip.has_value());
   CHECK(s->hosts[1].round_trip.has_value());
-  CHECK(s->hosts[0].eligible_replica);
   CHECK(s->hosts[0].name.find(servers::mysql_password()) == std::string::npos);
 
   c.execute("CREATE TABLE IF NOT EXISTS cluster_probe (id BIGINT PRIMARY KEY, v TEXT)");
@@ -341,5 +345,109 @@ TEST_CASE("cluster over mariadb follows a failover", "[replication][cluster][mys
     infra::mysql::connection now_primary(replica_url);
     CHECK(my_text(now_primary, "SELECT count(*) FROM cluster_failover WHERE v = 'after'") == "1");
   }
+}
+#endif
+
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+namespace {
+// The administrator account (ALL PRIVILEGES, so it may stop replication and set read_only) on
+// the server of `app_url`, which names the application account.
+std::string admin_url(const std::string& app_url) {
+  std::string url = app_url;
+  const auto at = url.find("kysera_app:");
+  REQUIRE(at != std::string::npos);
+  url.replace(at, std::string("kysera_app:").size(), "kysera:");
+  return url;
+}
+}  // namespace
+
+TEST_CASE("cluster over mariadb: a replica whose SQL thread stops is skipped, and used again after",
+          "[replication][cluster][mysql]") {
+  my_cluster c({servers::mysql_app_url(), servers::mysql_replica_url()}, test_options());
+  REQUIRE(c.state()->primary == 0u);
+  REQUIRE(eventually([&] { return c.state()->hosts[1].eligible_replica; }, 20s, 20ms));
+  infra::mysql::connection admin(admin_url(servers::mysql_replica_url()));
+  struct restart_sql_thread {
+    infra::mysql::connection& admin;
+    ~restart_sql_thread() {
+      try { admin.execute("START SLAVE SQL_THREAD"); } catch (...) {}
+    }
+  } restart{admin};
+  // Without its SQL thread the replica falls behind and Seconds_Behind_Master is NULL: its lag is
+  // unknown, and a replica of unknown lag is not routed to (max_replication_lag is not 0).
+  admin.execute("STOP SLAVE SQL_THREAD");
+  c.execute("CREATE TABLE IF NOT EXISTS cluster_lag (id BIGINT AUTO_INCREMENT PRIMARY KEY)");
+  c.execute("INSERT INTO cluster_lag () VALUES ()");
+  CHECK(eventually([&] { return !c.state()->hosts[1].eligible_replica; }, 30s, 20ms));
+  CHECK_FALSE(c.state()->hosts[1].replication_lag.has_value());
+  CHECK(c.replica_or_primary().host() == 0u);
+  CHECK(error_of([&] { (void)c.replica(); }).code() == infra::errc::connection_refused);
+  CHECK(cl::check_cluster_health(c).status == infra::health::health_status::degraded);
+  admin.execute("START SLAVE SQL_THREAD");
+  CHECK(eventually([&] { return c.state()->hosts[1].eligible_replica; }, 30s, 20ms));
+  CHECK(c.replica_or_primary().host() == 1u);
+}
+
+TEST_CASE("cluster over mariadb: a paused replica is found down by a bounded probe and skipped",
+          "[replication][cluster][mysql]") {
+  auto o = test_options();
+  o.probe_timeout = 1s;
+  my_cluster c({servers::mysql_app_url(), servers::mysql_replica_url()}, o);
+  REQUIRE(c.state()->hosts[1].role == cl::host_role::replica);
+  {
+    servers::pause_guard frozen("mysql-replica");
+    const auto paused = std::chrono::steady_clock::now();
+    CHECK(eventually([&] { return c.state()->hosts[1].role == cl::host_role::down; }, 20s, 20ms));
+    INFO("found down after " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - paused).count() << " ms");
+    CHECK(std::chrono::steady_clock::now() - paused < 10s);
+    CHECK(c.replica_or_primary().host() == 0u);  // reads go to the primary, not to the frozen host
+    c.execute("SELECT 1");
+  }
+  CHECK(eventually([&] { return c.state()->hosts[1].role == cl::host_role::replica; }, 30s, 20ms));
+}
+
+// A failover done as an operator would: the old primary made read-only, the replica promoted,
+// both still answering. Discovery runs only when asked (an interval of an hour), so the cluster
+// can follow only through the read-only error of its next write.
+TEST_CASE("cluster over mariadb follows an operator's failover through the read-only error",
+          "[replication][cluster][mysql][failover]") {
+  const std::string primary_url = servers::mysql_app_url(), replica_url = servers::mysql_replica_url();
+  auto o = test_options();
+  o.discovery_interval = std::chrono::hours(1);
+  my_cluster c({primary_url, replica_url}, o);
+  REQUIRE(c.state()->primary == 0u);
+  REQUIRE(c.state()->hosts[1].role == cl::host_role::replica);
+  c.execute("CREATE TABLE IF NOT EXISTS cluster_switchover (id BIGINT AUTO_INCREMENT PRIMARY KEY, v TEXT)");
+
+  rebuild_replica_guard restore{"mysql", [] {
+    infra::mysql::connection primary(servers::mysql_app_url()), replica(servers::mysql_replica_url());
+    primary.execute("CREATE TABLE IF NOT EXISTS cluster_rebuilt (id BIGINT)");
+    primary.execute("INSERT INTO cluster_rebuilt VALUES (1)");
+    return my_text(replica, "SELECT @@global.read_only") == "1" &&
+           my_text(replica, "SELECT count(*) > 0 FROM cluster_rebuilt") == "1";
+  }};
+  infra::mysql::connection old_primary(admin_url(primary_url));
+  struct writable_again {  // runs before the rebuild (declared after it)
+    infra::mysql::connection& admin;
+    ~writable_again() {
+      try { admin.execute("SET GLOBAL read_only = 0"); } catch (...) {}
+    }
+  } writable{old_primary};
+  old_primary.execute("SET GLOBAL read_only = 1");
+  servers::control("promote", "mysql-replica");
+  const auto rounds = c.state()->rounds;
+
+  const auto switched = std::chrono::steady_clock::now();
+  auto e = error_of([&] { c.execute("INSERT INTO cluster_switchover (v) VALUES ('refused')"); });
+  CHECK(e.native_code() == 1290);
+  CHECK(eventually([&] { return c.state()->primary == 1u; }, 10s, 10ms));  // long before an hour
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - switched);
+  INFO("followed after " << took.count() << " ms");
+  CHECK(c.state()->rounds > rounds);  // an extra round, which only the error asked for
+  CHECK(c.state()->hosts[0].role == cl::host_role::replica);  // read_only: seen as a replica now
+  c.execute("INSERT INTO cluster_switchover (v) VALUES ('after')");
+  infra::mysql::connection now_primary(replica_url);
+  CHECK(my_text(now_primary, "SELECT count(*) FROM cluster_switchover WHERE v = 'after'") == "1");
 }
 #endif
