@@ -27,8 +27,10 @@
 ///   or
 ///     bool bounded_ping_locked(time_point deadline);    a backend that bounds the ping itself
 ///
-/// The statement marker with an interrupt hook and a socket hook is the seam a per-statement
-/// deadline (interrupt first, shut the socket down later) plugs into.
+/// Statement deadlines: a driver runs each statement through `bounded_locked(kind, fn)` (after
+/// it has a session, inside nothing else), which bounds it by min(ambient deadline, now +
+/// `statement_deadline`): at the deadline `interrupt_statement` (the backend's cancel), at the
+/// deadline plus the grace the socket hook (the session is then reopened on the next call).
 
 #include <atomic>
 #include <chrono>
@@ -36,6 +38,7 @@
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,6 +49,7 @@
 #include "../../detail/call_mutex.hpp"
 #include "../../detail/secrets.hpp"
 #include "../../detail/socket.hpp"
+#include "../../deadline.hpp"
 #include "../../detail/watchdog.hpp"
 #include "../../error.hpp"
 
@@ -235,6 +239,32 @@ class basic_connection {
     return error(errc::timeout, std::string(what) + " " + context());
   }
 
+  /// What `bounded_locked` runs: a COMMIT cut at its deadline is errc::outcome_unknown.
+  enum class statement_kind { statement, commit };
+
+  /// Sets the connection's own statement deadline (0: off) and the grace after it before the
+  /// session's socket is shut down; called by the driver's constructor, after validation.
+  void use_statement_deadline(std::chrono::milliseconds deadline, std::chrono::milliseconds grace) noexcept {
+    statement_deadline_ = infra::detail::saturating_duration_cast<std::chrono::steady_clock::duration>(deadline);
+    statement_grace_ = infra::detail::saturating_duration_cast<std::chrono::steady_clock::duration>(grace);
+  }
+
+  /// Runs `fn()` (one statement on the open session, with its marker scope inside) bounded by
+  /// min(ambient deadline, now + statement_deadline). Unbounded (and nearly free: one
+  /// thread-local read) when neither is set. At the deadline the statement is interrupted
+  /// (`interrupt_statement`); at the deadline plus the grace the socket hook shuts the session
+  /// down (`mark_broken_locked`: reopened on the next call). A statement so cut throws
+  /// errc::timeout (errc::outcome_unknown for a COMMIT); one whose deadline has passed before it
+  /// starts throws errc::timeout having sent nothing.
+  template <class F>
+  decltype(auto) bounded_locked(statement_kind kind, F&& fn) {
+    const auto deadline = infra::detail::statement_deadline_from(statement_deadline_);
+    if (deadline == std::chrono::steady_clock::time_point::max()) [[likely]] {
+      return fn();
+    }
+    return run_until_locked(deadline, kind, fn);
+  }
+
   /// The call lock, or errc::timeout when another call holds it until `deadline`.
   std::unique_lock<infra::detail::call_mutex> lock_until(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mutex_, std::defer_lock);
@@ -292,9 +322,78 @@ class basic_connection {
  private:
   Driver& driver() noexcept { return static_cast<Driver&>(*this); }
 
+  static constexpr bool has_socket_hook = requires(Driver& d) { d.socket_locked(); };
+
+  // Watchdog action at a statement's deadline (on the watchdog thread): the driver's cancel,
+  // which never blocks (a network cancel goes out from a helper thread).
+  static void interrupt_at_deadline(void* self) noexcept {
+    auto* c = static_cast<basic_connection*>(self);
+    c->marker_.interrupt([c]() noexcept { return c->driver().interrupt_statement(); });
+  }
+
+  template <class F>
+  decltype(auto) run_until_locked(std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
+    using result_type = decltype(fn());
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw deadline_error("the deadline passed before the statement was sent");
+    }
+    infra::detail::watchdog_scope cancel_guard(deadline, &interrupt_at_deadline, this);
+    std::optional<infra::detail::watchdog_scope> cut_guard;
+    if constexpr (has_socket_hook) {
+      if (driver().socket_locked().valid()) {
+        cut_guard.emplace(infra::detail::saturating_add(deadline, statement_grace_), &infra::detail::shut_socket_down,
+                          &driver().socket_locked());
+      }
+    }
+    // True when an action fired: the statement was cut (its session is gone when the socket was).
+    auto settle = [&]() noexcept {
+      const bool socket_cut = cut_guard && cut_guard->disarm();
+      const bool cancelled = cancel_guard.disarm();
+      if constexpr (has_socket_hook) {
+        // A cancel request that arrives after its statement ended can hit the next one
+        // (PostgreSQL's names a session): a session we cancelled is not used again.
+        if (socket_cut || cancelled) driver().mark_broken_locked();
+      }
+      return socket_cut || cancelled;
+    };
+    try {
+      if constexpr (std::is_void_v<result_type>) {
+        fn();
+        (void)settle();
+        return;
+      } else {
+        result_type result = fn();
+        (void)settle();
+        return result;
+      }
+    } catch (...) {
+      if (!settle()) throw;
+      throw cut_error(kind, std::current_exception());
+    }
+  }
+
+  database_error cut_error(statement_kind kind, const std::exception_ptr& cause) const {
+    std::string why;
+    try {
+      std::rethrow_exception(cause);
+    } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {
+      why = "unknown error";
+    }
+    if (kind == statement_kind::commit) {
+      return error(errc::outcome_unknown,
+                   "COMMIT cut at its deadline; the transaction may or may not have committed " + context() + ": " +
+                       why);
+    }
+    return error(errc::timeout, "statement cut at its deadline " + context() + ": " + why);
+  }
+
   std::string description_;
   std::vector<std::string> secrets_;
   bool in_transaction_ = false;  // under mutex_
+  std::chrono::steady_clock::duration statement_deadline_{0};  // set by the constructor
+  std::chrono::steady_clock::duration statement_grace_{std::chrono::milliseconds(200)};
   std::atomic<bool> closed_{false};
   statement_marker marker_;
 };

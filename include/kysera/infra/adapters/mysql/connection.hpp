@@ -61,6 +61,7 @@ class connection : public adapters::detail::basic_connection<connection> {
     target_ = detail::parse_mysql_url(url, options);
     options_ = options;
     identify(detail::describe(target_), target_.secrets);
+    use_statement_deadline(options_.statement_deadline, options_.statement_deadline_grace);
     cancel_ = std::make_shared<detail::mysql_cancel_target>();
     cancel_->target = target_;
     cancel_->timeout_s = detail::driver_seconds(options_.cancel_timeout);
@@ -212,6 +213,9 @@ class connection : public adapters::detail::basic_connection<connection> {
     try {
       run_locked("ROLLBACK", detail::mysql_phase::statement);
     } catch (...) {
+      // Not rolled back (e.g. the deadline had passed, so it was not sent): the transaction must
+      // not stay open on a session the next call reuses; a new session rolls it back.
+      mark_broken_locked();
     }
   }
 
@@ -340,17 +344,22 @@ class connection : public adapters::detail::basic_connection<connection> {
     using clock = std::chrono::steady_clock;
     ::sql::Connection& c = session_locked();
     detail::mysql_driver();
-    statement_scope running(marker());
-    auto start = clock::now();
-    try {
-      return fn(c);
-    } catch (const ::sql::SQLException& e) {
-      throw statement_error(e.getErrorCode(), e.getSQLStateCStr(), e.what(), phase, clock::now() - start);
-    } catch (const std::bad_alloc&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw statement_error(0, "", e.what(), phase, clock::now() - start);
-    }
+    using result_type = decltype(fn(c));
+    return bounded_locked(phase == detail::mysql_phase::commit ? statement_kind::commit : statement_kind::statement,
+                          [&]() -> result_type {
+                            statement_scope running(marker());
+                            auto start = clock::now();
+                            try {
+                              return fn(c);
+                            } catch (const ::sql::SQLException& e) {
+                              throw statement_error(e.getErrorCode(), e.getSQLStateCStr(), e.what(), phase,
+                                                    clock::now() - start);
+                            } catch (const std::bad_alloc&) {
+                              throw;
+                            } catch (const std::exception& e) {
+                              throw statement_error(0, "", e.what(), phase, clock::now() - start);
+                            }
+                          });
   }
 
   database_error statement_error(int code, const std::string& sqlstate, const std::string& what,

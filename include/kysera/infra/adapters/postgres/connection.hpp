@@ -60,6 +60,7 @@ class connection : public adapters::detail::basic_connection<connection> {
         libpq_string_(detail::with_defaults(info_, detail::whole_seconds(options_.connect_timeout),
                                             options_.application_name)) {
     identify(detail::describe(info_), info_.secrets);
+    use_statement_deadline(options_.statement_deadline, options_.statement_deadline_grace);
     add_secret_from_environment("PGPASSWORD");  // libpq also takes the password from there
     std::lock_guard lock(mutex_);
     reconnect_locked();
@@ -238,19 +239,25 @@ class connection : public adapters::detail::basic_connection<connection> {
 
   /// Runs `fn` on the open session as one cancellable statement; translates what it throws and
   /// marks the session broken when the error says so.
+  /// Bounded by the statement deadline (`bounded_locked`).
   template <class F>
   auto guarded_locked(detail::phase when, F&& fn) -> decltype(fn()) {
-    try {
-      statement_scope running(marker());
-      return fn();
-    } catch (...) {
-      bool open = session_ && session_->is_open();
-      database_error error =
-          detail::translate(std::current_exception(), when, open, description(), secrets());
-      errc code = error.condition();
-      if (!open || code == errc::connection_lost || code == errc::outcome_unknown) broken_ = true;
-      throw error;
-    }
+    return bounded_locked(when == detail::phase::commit ? statement_kind::commit : statement_kind::statement,
+                          [&]() -> decltype(fn()) {
+                            try {
+                              statement_scope running(marker());
+                              return fn();
+                            } catch (...) {
+                              bool open = session_ && session_->is_open();
+                              database_error error = detail::translate(std::current_exception(), when, open,
+                                                                       description(), secrets());
+                              errc code = error.condition();
+                              if (!open || code == errc::connection_lost || code == errc::outcome_unknown) {
+                                broken_ = true;
+                              }
+                              throw error;
+                            }
+                          });
   }
 
   void begin_locked() {
