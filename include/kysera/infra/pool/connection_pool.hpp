@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "../database.hpp"
+#include "../deadline.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 #include "detail/config.hpp"
@@ -141,7 +142,10 @@ class connection_pool : private detail::pool_core<Clock> {
   ///     auto c = pool.acquire();
   lease acquire() { return acquire(this->options_.acquire_timeout); }
 
-  /// As `acquire()`, waiting up to `timeout` (0: do not wait).
+  /// As `acquire()`, waiting up to `timeout` (0: do not wait). Under an ambient deadline
+  /// (`deadline_scope`) the wait ends at that deadline if it comes first, and then throws
+  /// `errc::timeout` instead of `errc::pool_exhausted` (opening a new connection is bounded by
+  /// the factory's connect timeout, not by the deadline).
   ///
   ///     auto c = pool.acquire(std::chrono::milliseconds(200));
   lease acquire(std::chrono::milliseconds timeout) {
@@ -149,6 +153,20 @@ class connection_pool : private detail::pool_core<Clock> {
       throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
     if (slot* s = this->try_fast(hint_); KYSERA_INFRA_POOL_LIKELY(s != nullptr))
       return lease(this, s);
+    if (const auto deadline = infra::current_deadline()) {
+      const auto left = infra::detail::saturating_ceil<std::chrono::milliseconds>(
+          infra::detail::saturating_sub(*deadline, deadline_clock::now()));
+      const auto wait = left < std::chrono::milliseconds::zero() ? std::chrono::milliseconds::zero() : left;
+      if (wait < timeout) {
+        try {
+          return lease(this, this->acquire_slow(wait, true));
+        } catch (const database_error& e) {
+          if (e.condition() != errc::pool_exhausted) throw;
+          throw database_error(errc::timeout, std::string("pool: the deadline passed while waiting for a connection; ") +
+                                                  e.what(), "pool");
+        }
+      }
+    }
     return lease(this, this->acquire_slow(timeout, true));
   }
 
