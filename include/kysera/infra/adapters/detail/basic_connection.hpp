@@ -19,6 +19,11 @@
 ///   void rollback_transaction_locked() noexcept;        ROLLBACK, best effort
 ///   bool interrupt_statement() noexcept;                from cancel(), on any thread, while a
 ///                                                       statement runs; false if it could not
+///   optionally, so that a reconnect under a deadline is bounded by it:
+///     auto session_opener() const;                      a callable owning copies of what it needs,
+///                                                       that opens a session on any thread
+///     void start_detached(std::function<void()>);       runs a job on a detached helper thread
+///     void adopt_session_locked(session&&);             makes an opened session the connection's
 ///   bool ready_for_bounded_ping_locked();               try_ping_until() may go ahead
 ///   then either
 ///     infra::detail::socket_handle& socket_locked();    the session's socket, shut down at a
@@ -36,7 +41,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -225,11 +232,24 @@ class basic_connection {
   /// one attempt, `reconnect_locked`), except inside `transaction`, where a lost session throws
   /// errc::connection_lost until the transaction ends: a statement is never replayed on a new
   /// session, and half a transaction never continues on one.
+  ///
+  /// Under a statement deadline (ambient or the connection's own), a driver that can open a
+  /// session off the connection (`session_opener`, `adopt_session_locked`) opens it on a helper
+  /// thread and waits at most until the deadline plus the grace: a server that accepts TCP but
+  /// does not answer (paused) costs the call its deadline, not `connect_timeout`. A connect still
+  /// running then goes on in the background, and the next call takes its session (or error).
   void ensure_session_locked() {
     if (driver().session_usable_locked()) return;
     if (in_transaction_) {
       throw error(errc::connection_lost,
                   "the session was lost inside a transaction; it is reopened after the transaction ends " + context());
+    }
+    if constexpr (has_session_opener()) {
+      const auto deadline = infra::detail::statement_deadline_from(statement_deadline_);
+      if (deadline != std::chrono::steady_clock::time_point::max() || pending_open_) {
+        reconnect_until_locked(deadline);
+        return;
+      }
     }
     driver().reconnect_locked();
   }
@@ -322,7 +342,65 @@ class basic_connection {
  private:
   Driver& driver() noexcept { return static_cast<Driver&>(*this); }
 
-  static constexpr bool has_socket_hook = requires(Driver& d) { d.socket_locked(); };
+  // Functions, not constants: asked inside member functions, where Driver is complete.
+  static constexpr bool has_socket_hook() { return requires(Driver& d) { d.socket_locked(); }; }
+  static constexpr bool has_session_opener() { return requires(const Driver& d) { d.session_opener(); }; }
+
+  // A session being opened on a helper thread (the state is shared with it).
+  template <class Session>
+  struct pending_open {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<Session> session;
+    std::exception_ptr error;
+  };
+
+  void reconnect_until_locked(std::chrono::steady_clock::time_point deadline) {
+    using opener_type = decltype(std::declval<const Driver&>().session_opener());
+    using session_type = std::invoke_result_t<opener_type&>;
+    using state_type = pending_open<session_type>;
+    std::shared_ptr<state_type> state = std::static_pointer_cast<state_type>(pending_open_);
+    if (!state) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        throw deadline_error("the deadline passed before a new session could be opened");
+      }
+      state = std::make_shared<state_type>();
+      try {
+        driver().start_detached([state, open = driver().session_opener()]() mutable noexcept {
+          std::optional<session_type> session;
+          std::exception_ptr failure;
+          try {
+            session.emplace(open());
+          } catch (...) {
+            failure = std::current_exception();
+          }
+          {
+            std::lock_guard lock(state->mutex);
+            state->session = std::move(session);
+            state->error = failure;
+            state->done = true;
+          }
+          state->cv.notify_all();
+        });
+      } catch (...) {
+        driver().reconnect_locked();  // no helper thread: connect here, bounded by connect_timeout
+        return;
+      }
+      pending_open_ = state;
+    }
+    {
+      std::unique_lock lock(state->mutex);
+      if (!infra::detail::wait_until_capped(state->cv, lock, infra::detail::saturating_add(deadline, statement_grace_),
+                                            [&] { return state->done; })) {
+        throw deadline_error(
+            "no new session by the deadline; the connect goes on in the background and the next call takes it");
+      }
+    }
+    pending_open_.reset();
+    if (state->error) std::rethrow_exception(state->error);
+    driver().adopt_session_locked(std::move(*state->session));
+  }
 
   // Watchdog action at a statement's deadline (on the watchdog thread): the driver's cancel,
   // which never blocks (a network cancel goes out from a helper thread).
@@ -339,7 +417,7 @@ class basic_connection {
     }
     infra::detail::watchdog_scope cancel_guard(deadline, &interrupt_at_deadline, this);
     std::optional<infra::detail::watchdog_scope> cut_guard;
-    if constexpr (has_socket_hook) {
+    if constexpr (has_socket_hook()) {
       if (driver().socket_locked().valid()) {
         cut_guard.emplace(infra::detail::saturating_add(deadline, statement_grace_), &infra::detail::shut_socket_down,
                           &driver().socket_locked());
@@ -349,7 +427,7 @@ class basic_connection {
     auto settle = [&]() noexcept {
       const bool socket_cut = cut_guard && cut_guard->disarm();
       const bool cancelled = cancel_guard.disarm();
-      if constexpr (has_socket_hook) {
+      if constexpr (has_socket_hook()) {
         // A cancel request that arrives after its statement ended can hit the next one
         // (PostgreSQL's names a session): a session we cancelled is not used again.
         if (socket_cut || cancelled) driver().mark_broken_locked();
@@ -394,6 +472,7 @@ class basic_connection {
   bool in_transaction_ = false;  // under mutex_
   std::chrono::steady_clock::duration statement_deadline_{0};  // set by the constructor
   std::chrono::steady_clock::duration statement_grace_{std::chrono::milliseconds(200)};
+  std::shared_ptr<void> pending_open_;  // under mutex_: a pending_open<session> of reconnect_until_locked
   std::atomic<bool> closed_{false};
   statement_marker marker_;
 };
