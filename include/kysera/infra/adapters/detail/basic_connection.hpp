@@ -254,6 +254,19 @@ class basic_connection {
     driver().reconnect_locked();
   }
 
+  /// The constructor's connect: under an ambient deadline (a pool's factory called from an
+  /// acquire under `deadline_scope`) bounded by it as a reconnect is, else by connect_timeout.
+  void open_first_session_locked() {
+    if constexpr (has_session_opener()) {
+      const auto deadline = infra::detail::ambient_deadline();
+      if (deadline != std::chrono::steady_clock::time_point::max()) {
+        reconnect_until_locked(deadline);
+        return;
+      }
+    }
+    driver().reconnect_locked();
+  }
+
   /// errc::timeout "<backend>: <what> (<session_prefix><description>)".
   database_error deadline_error(std::string_view what) const {
     return error(errc::timeout, std::string(what) + " " + context());

@@ -66,7 +66,7 @@ class connection : public adapters::detail::basic_connection<connection> {
     cancel_->target = target_;
     cancel_->timeout_s = detail::driver_seconds(options_.cancel_timeout);
     std::lock_guard lock(mutex_);
-    connect_locked();
+    open_first_session_locked();
   }
 
   /// Closes (waits for a statement in flight).

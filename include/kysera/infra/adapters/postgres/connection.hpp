@@ -63,7 +63,7 @@ class connection : public adapters::detail::basic_connection<connection> {
     use_statement_deadline(options_.statement_deadline, options_.statement_deadline_grace);
     add_secret_from_environment("PGPASSWORD");  // libpq also takes the password from there
     std::lock_guard lock(mutex_);
-    reconnect_locked();
+    open_first_session_locked();
   }
 
   /// Closes (see `close()`).
