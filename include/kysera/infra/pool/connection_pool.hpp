@@ -18,6 +18,7 @@
 
 #include "../database.hpp"
 #include "../deadline.hpp"
+#include "../detail/session_registry.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 #include "detail/config.hpp"
@@ -259,10 +260,36 @@ class connection_pool : private detail::pool_core<Clock> {
   using core::close;
 
   /// `close()`, then waits up to `timeout` for every lease to end and every connection to be
-  /// closed. Returns whether that happened in time. For graceful shutdown.
+  /// closed. Returns whether that happened in time. For graceful shutdown. When leases are still
+  /// out at the deadline, the adapter sessions among them that run a statement are cut (the
+  /// backend's cancel and the socket shut down, as at a statement deadline), an error is logged
+  /// naming each, and it waits up to `cut_wait` (200 ms) more for their leases to end (the
+  /// sockets are shut down halfway); it returns false all the same.
   ///
   ///     if (!pool.close_for(std::chrono::seconds(10))) log("leases still out");
-  using core::close_for;
+  bool close_for(std::chrono::milliseconds timeout) noexcept {
+    if (core::close_for(timeout)) return true;
+    try {
+      using stage = infra::detail::session_registry::cut_stage;
+      auto& registry = infra::detail::session_registry::instance();
+      const auto cut = registry.cut_owned_by(this, stage::interrupt);
+      if (!cut.empty()) {
+        std::string names;
+        for (const auto& what : cut) names += (names.empty() ? "" : ", ") + what;
+        this->log(log_level::error, "Closing pool: cut " + std::to_string(cut.size()) +
+                                        " session(s) still running a statement at the deadline: " + names);
+        if (!core::close_for(cut_wait / 2)) {
+          (void)registry.cut_owned_by(this, stage::shut_down);
+          (void)core::close_for(cut_wait / 2);
+        }
+      }
+    } catch (...) {
+    }
+    return false;
+  }
+
+  /// How long `close_for` waits after cutting sessions at its deadline.
+  static constexpr std::chrono::milliseconds cut_wait{200};
 
   /// An exact snapshot: total = idle + active open connections, waiting = callers blocked in
   /// acquire, max = `max_size`. Never throws.
@@ -287,7 +314,10 @@ class connection_pool : private detail::pool_core<Clock> {
 
  private:
   // The hooks through which the connection-independent core makes, checks and closes ours.
-  void* open_connection() override { return factory_().release(); }
+  void* open_connection() override {
+    infra::detail::session_owner_scope owner(this);  // so close_for can cut what it makes
+    return factory_().release();
+  }
   void close_connection(void* c) override { static_cast<Connection*>(c)->close(); }
   void destroy_connection(void* c) noexcept override { delete static_cast<Connection*>(c); }
   void ping_connection(void* c) override { infra::ping(*static_cast<Connection*>(c)); }

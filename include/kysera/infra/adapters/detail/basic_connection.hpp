@@ -55,6 +55,7 @@
 
 #include "../../detail/call_mutex.hpp"
 #include "../../detail/secrets.hpp"
+#include "../../detail/session_registry.hpp"
 #include "../../detail/socket.hpp"
 #include "../../deadline.hpp"
 #include "../../detail/watchdog.hpp"
@@ -179,6 +180,7 @@ class basic_connection {
   /// Idempotent and final: waits for a call in flight on another thread, then releases the
   /// session (from inside `transaction`, after rolling it back). Later calls throw errc::closed.
   void close() noexcept {
+    infra::detail::session_registry::instance().remove(registered_);  // no cut from now on
     std::lock_guard lock(mutex_);
     if (closed_.exchange(true)) return;
     driver().close_session_locked();
@@ -192,12 +194,18 @@ class basic_connection {
 
  protected:
   basic_connection() = default;
-  ~basic_connection() = default;
+  // A constructor that threw never called close().
+  ~basic_connection() { infra::detail::session_registry::instance().remove(registered_); }
 
-  /// Set once by the driver's constructor, before the first call.
+  /// Set once by the driver's constructor, before the first call. Registers the connection with
+  /// the pool whose factory is running on this thread, if any (see `cut_running_session`).
   void identify(std::string description, std::vector<std::string> secrets = {}) {
     description_ = std::move(description);
     secrets_ = std::move(secrets);
+    registered_.owner = infra::detail::session_registry::current_owner();
+    registered_.session = this;
+    registered_.cut = &cut_running_session;
+    infra::detail::session_registry::instance().add(registered_);
   }
 
   /// Adds the value of the environment variable `name` (where the client library also reads a
@@ -422,6 +430,31 @@ class basic_connection {
     c->marker_.interrupt([c]() noexcept { return c->driver().interrupt_statement(); });
   }
 
+  // The registry's cut (a pool closing at its deadline): when a statement runs, interrupts it
+  // (first stage) or shuts the session's socket down (second stage, a moment later: a cancel
+  // helper reads what it needs from the session first); the statement fails and its session is
+  // reopened on the next call. Under the marker's lock, so the session cannot change meanwhile.
+  static bool cut_running_session(void* self, infra::detail::session_registry::cut_stage stage,
+                                  std::string& what) noexcept {
+    auto* c = static_cast<basic_connection*>(self);
+    const bool cut = c->marker_.interrupt([c, stage]() noexcept {
+      if (stage == infra::detail::session_registry::cut_stage::interrupt) return c->driver().interrupt_statement();
+      if constexpr (has_socket_hook()) {
+        infra::detail::shut_socket_down(&c->driver().socket_locked());
+        return true;
+      } else {
+        return c->driver().interrupt_statement();
+      }
+    });
+    if (cut) {
+      try {
+        what = std::string(Driver::backend_name) + " " + c->description_;
+      } catch (...) {
+      }
+    }
+    return cut;
+  }
+
   template <class F>
   decltype(auto) run_until_locked(std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
     using result_type = decltype(fn());
@@ -485,6 +518,7 @@ class basic_connection {
   bool in_transaction_ = false;  // under mutex_
   std::chrono::steady_clock::duration statement_deadline_{0};  // set by the constructor
   std::chrono::steady_clock::duration statement_grace_{std::chrono::milliseconds(200)};
+  infra::detail::session_registry::entry registered_;  // linked from identify() to close()
   std::shared_ptr<void> pending_open_;  // under mutex_: a pending_open<session> of reconnect_until_locked
   std::atomic<bool> closed_{false};
   statement_marker marker_;
