@@ -40,6 +40,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -423,13 +424,6 @@ class basic_connection {
     driver().adopt_session_locked(std::move(*state->session));
   }
 
-  // Watchdog action at a statement's deadline (on the watchdog thread): the driver's cancel,
-  // which never blocks (a network cancel goes out from a helper thread).
-  static void interrupt_at_deadline(void* self) noexcept {
-    auto* c = static_cast<basic_connection*>(self);
-    c->marker_.interrupt([c]() noexcept { return c->driver().interrupt_statement(); });
-  }
-
   // The registry's cut (a pool closing at its deadline): when a statement runs, interrupts it
   // (first stage) or shuts the session's socket down (second stage, a moment later: a cancel
   // helper reads what it needs from the session first); the statement fails and its session is
@@ -455,44 +449,89 @@ class basic_connection {
     return cut;
   }
 
+  // One bounded statement's watchdog state, on the calling thread's stack. The first action (at
+  // the deadline) interrupts and arms the second (the socket, after the grace), so a statement
+  // that ends in time costs one arm and one disarm.
+  struct statement_cut {
+    basic_connection* connection;
+    infra::detail::socket_handle* socket;  // null: no socket to shut down
+    std::chrono::steady_clock::time_point cut_at;
+    std::uint64_t second = 0;  // written by the first action; read once disarm(first) returned
+  };
+
+  // On the watchdog thread: the driver's cancel never blocks (a network cancel goes out from a
+  // helper thread), nor does arming.
+  static void at_statement_deadline(void* context) noexcept {
+    auto* cut = static_cast<statement_cut*>(context);
+    basic_connection* c = cut->connection;
+    c->marker_.interrupt([c]() noexcept { return c->driver().interrupt_statement(); });
+    if (cut->socket != nullptr) {
+      cut->second = infra::detail::watchdog::instance().arm(cut->cut_at, &infra::detail::shut_socket_down, cut->socket);
+    }
+  }
+
   template <class F>
   decltype(auto) run_until_locked(std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
     using result_type = decltype(fn());
     if (std::chrono::steady_clock::now() >= deadline) {
       throw deadline_error("the deadline passed before the statement was sent");
     }
-    infra::detail::watchdog_scope cancel_guard(deadline, &interrupt_at_deadline, this);
-    std::optional<infra::detail::watchdog_scope> cut_guard;
-    if constexpr (has_socket_hook()) {
-      if (driver().socket_locked().valid()) {
-        cut_guard.emplace(infra::detail::saturating_add(deadline, statement_grace_), &infra::detail::shut_socket_down,
-                          &driver().socket_locked());
+    if constexpr (requires(Driver& d) { d.bound_statements_locked(deadline); }) {
+      return run_self_bounded_locked(deadline, kind, fn);
+    } else {
+      statement_cut cut{this, nullptr, infra::detail::saturating_add(deadline, statement_grace_)};
+      if constexpr (has_socket_hook()) {
+        if (driver().socket_locked().valid()) cut.socket = &driver().socket_locked();
+      }
+      auto& dog = infra::detail::watchdog::instance();
+      const std::uint64_t first = dog.arm(deadline, &at_statement_deadline, &cut);
+      // True when an action fired: the statement was cut (its session is gone when the socket was).
+      auto settle = [&]() noexcept {
+        if (first == 0 || !dog.disarm(first)) return false;
+        if (cut.second != 0) (void)dog.disarm(cut.second);
+        if constexpr (has_socket_hook()) {
+          // A cancel request that arrives after its statement ended can hit the next one
+          // (PostgreSQL's names a session): a session we cancelled is not used again.
+          driver().mark_broken_locked();
+        }
+        return true;
+      };
+      try {
+        if constexpr (std::is_void_v<result_type>) {
+          fn();
+          (void)settle();
+          return;
+        } else {
+          result_type result = fn();
+          (void)settle();
+          return result;
+        }
+      } catch (...) {
+        if (!settle()) throw;
+        throw cut_error(kind, std::current_exception());
       }
     }
-    // True when an action fired: the statement was cut (its session is gone when the socket was).
-    auto settle = [&]() noexcept {
-      const bool socket_cut = cut_guard && cut_guard->disarm();
-      const bool cancelled = cancel_guard.disarm();
-      if constexpr (has_socket_hook()) {
-        // A cancel request that arrives after its statement ended can hit the next one
-        // (PostgreSQL's names a session): a session we cancelled is not used again.
-        if (socket_cut || cancelled) driver().mark_broken_locked();
-      }
-      return socket_cut || cancelled;
-    };
+  }
+
+  // A driver that bounds its statements itself (`bound_statements_locked(deadline)`, e.g.
+  // SQLite's progress and busy handlers): a lock wait or an interrupt that ends a statement at
+  // or after its deadline is the deadline's cut.
+  template <class F>
+  decltype(auto) run_self_bounded_locked(std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
+    driver().bound_statements_locked(deadline);
+    struct unbound {
+      Driver& d;
+      ~unbound() { d.bound_statements_locked(std::chrono::steady_clock::time_point::max()); }
+    } reset{driver()};
     try {
-      if constexpr (std::is_void_v<result_type>) {
-        fn();
-        (void)settle();
-        return;
-      } else {
-        result_type result = fn();
-        (void)settle();
-        return result;
+      return fn();
+    } catch (const database_error& e) {
+      const errc code = e.condition();
+      if ((code == errc::cancelled || code == errc::busy || code == errc::timeout) &&
+          std::chrono::steady_clock::now() >= deadline) {
+        throw cut_error(kind, std::current_exception());
       }
-    } catch (...) {
-      if (!settle()) throw;
-      throw cut_error(kind, std::current_exception());
+      throw;
     }
   }
 

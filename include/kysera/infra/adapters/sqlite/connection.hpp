@@ -280,6 +280,12 @@ class connection : public adapters::detail::basic_connection<connection> {
     return true;
   }
 
+  // Statement deadlines (basic_connection::bounded_locked): the progress handler interrupts a
+  // statement and the busy handler gives a lock wait up at the deadline; no watchdog needed.
+  void bound_statements_locked(std::chrono::steady_clock::time_point deadline) noexcept {
+    wait_.call_deadline = deadline;
+  }
+
   bool ready_for_bounded_ping_locked() const noexcept { return true; }
 
   bool bounded_ping_locked(std::chrono::steady_clock::time_point deadline) {
