@@ -24,6 +24,8 @@
 ///                                                       that opens a session on any thread
 ///     void start_detached(std::function<void()>);       runs a job on a detached helper thread
 ///     void adopt_session_locked(session&&);             makes an opened session the connection's
+///   optionally, for a backend that bounds its statements itself instead of the watchdog:
+///     void bound_statements_locked(time_point deadline); max() when the statement has ended
 ///   bool ready_for_bounded_ping_locked();               try_ping_until() may go ahead
 ///   then either
 ///     infra::detail::socket_handle& socket_locked();    the session's socket, shut down at a
