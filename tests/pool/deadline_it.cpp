@@ -1,9 +1,11 @@
 // Statement deadlines against the real servers, paused (SIGSTOP): 8 threads on a pool whose
 // calls run under a 300 ms deadline all return within the deadline plus the grace plus a margin,
 // with errc::timeout; after SIGCONT the pool serves again within about a second; a COMMIT cut at
-// its deadline is errc::outcome_unknown.
+// its deadline is errc::outcome_unknown; close_for cuts a lease's statement at its deadline and
+// logs its name.
 
 #include "support/catch.hpp"
+#include "support/eventually.hpp"
 #include "support/servers.hpp"
 
 #if defined(KYSERA_INFRA_HAS_MYSQL)
@@ -13,6 +15,7 @@
 #include <kysera/infra/adapters/postgres.hpp>
 #endif
 #include <kysera/infra/deadline.hpp>
+#include <kysera/infra/logger.hpp>
 #include <kysera/infra/pool.hpp>
 
 #include <atomic>
@@ -21,7 +24,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -50,6 +55,17 @@ struct postgres_side {
     return std::make_unique<connection>(servers::postgres_url(), o);
   }
   static std::string table() { return "deadline_it_pg"; }
+  static constexpr const char* backend = "postgres";
+  static std::unique_ptr<connection> open_without_deadline() {
+    return std::make_unique<connection>(servers::postgres_url());
+  }
+  static std::string long_sql() { return "SELECT 'kysera_deadline_probe', pg_sleep(60)"; }
+  static bool long_sql_running(connection& c) {
+    auto r = c.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%kysera_deadline_probe%' "
+        "AND pid <> pg_backend_pid()");
+    return r[0][0].as<long>() > 0;
+  }
 };
 #endif
 
@@ -65,6 +81,17 @@ struct mysql_side {
     return std::make_unique<connection>(servers::mysql_url(), o);
   }
   static std::string table() { return "deadline_it_my"; }
+  static constexpr const char* backend = "mysql";
+  static std::unique_ptr<connection> open_without_deadline() {
+    return std::make_unique<connection>(servers::mysql_url());
+  }
+  static std::string long_sql() { return "SELECT 'kysera_deadline_probe', SLEEP(60)"; }
+  static bool long_sql_running(connection& c) {
+    auto r = c.execute(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%kysera_deadline_probe%' "
+        "AND ID <> CONNECTION_ID()");
+    return std::stoll(r.at(0, 0).value()) > 0;
+  }
 };
 #endif
 
@@ -173,10 +200,63 @@ void cut_commit() {
   db->execute("DROP TABLE " + Side::table());
 }
 
+template <class Side>
+void close_for_cuts_leased() {
+  std::mutex mutex;
+  std::vector<std::string> errors;
+  auto log = infra::make_logger([&](infra::log_level level, std::string_view message) {
+    if (level != infra::log_level::error) return;
+    std::lock_guard lock(mutex);
+    errors.emplace_back(message);
+  });
+  kp::pool_options o;
+  o.max_size = 2;
+  o.housekeeping_interval = 0ms;
+  o.logger = &log;
+  kp::connection_pool<typename Side::connection> pool([] { return Side::open_without_deadline(); }, o);
+  std::latch leased(1);
+  std::optional<infra::errc> worker_error;
+  std::thread worker([&] {
+    try {
+      auto lease = pool.acquire();
+      leased.count_down();
+      (void)lease->execute(Side::long_sql());
+    } catch (const infra::database_error& e) {
+      worker_error = e.condition();
+    }
+  });
+  leased.wait();
+  // The statement has been sent before the server stops: wait until the server runs it.
+  {
+    auto observer = Side::open_without_deadline();
+    REQUIRE(kysera::test::eventually([&] { return Side::long_sql_running(*observer); }, 20s, 20ms));
+  }
+  bool closed = true;
+  clock_type::duration took{};
+  {
+    servers::pause_guard paused(Side::server);
+    const auto began = clock_type::now();
+    closed = pool.close_for(1s);
+    took = clock_type::now() - began;
+    worker.join();  // the cut statement returned: nothing hangs
+  }
+  CHECK_FALSE(closed);
+  CHECK(took < 1s + margin);
+  CHECK(worker_error.has_value());
+  std::lock_guard lock(mutex);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], Catch::Matchers::Contains("cut 1 session(s) still running a statement at the deadline: " +
+                                                  std::string(Side::backend)));
+}
+
 }  // namespace
 #endif
 
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
+TEST_CASE("deadline: close_for cuts the statement of a lease still out at its deadline on a paused PostgreSQL",
+          "[pool][deadline][postgres][integration]") {
+  close_for_cuts_leased<postgres_side>();
+}
 TEST_CASE("deadline: 8 threads on a pool against a paused PostgreSQL all time out within the deadline",
           "[pool][deadline][postgres][integration]") {
   paused_pool<postgres_side>();
@@ -188,6 +268,10 @@ TEST_CASE("deadline: a COMMIT cut at its deadline on a paused PostgreSQL is outc
 #endif
 
 #if defined(KYSERA_INFRA_HAS_MYSQL)
+TEST_CASE("deadline: close_for cuts the statement of a lease still out at its deadline on a paused MariaDB",
+          "[pool][deadline][mysql][integration]") {
+  close_for_cuts_leased<mysql_side>();
+}
 TEST_CASE("deadline: 8 threads on a pool against a paused MariaDB all time out within the deadline",
           "[pool][deadline][mysql][integration]") {
   paused_pool<mysql_side>();
