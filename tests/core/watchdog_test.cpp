@@ -151,6 +151,21 @@ TEST_CASE("watchdog wakes for a deadline earlier than the one it sleeps until", 
   CHECK_FALSE(gf.disarm());
 }
 
+TEST_CASE("watchdog wakes for a deadline armed after an earlier one was armed and disarmed", "[core][watchdog]") {
+  // The idle timer thread is notified for the first deadline, which is disarmed before it wakes;
+  // a later deadline armed next must still wake it (it once slept on until its idle exit, 60 s).
+  auto& dog = detail::watchdog::instance();
+  for (int round = 0; round < 20; ++round) {
+    probe p;
+    const auto now = clock_type::now();
+    CHECK_FALSE(dog.disarm(dog.arm(now + 20ms, &probe::action, &p)));
+    const auto deadline = now + 40ms;
+    detail::watchdog_scope guard(deadline, &probe::action, &p);
+    REQUIRE(p.wait_fired(15s));
+    CHECK(p.when < deadline + 5s);  // far below the 60 s idle exit
+  }
+}
+
 TEST_CASE("watchdog disarm of an action that is running waits until it returns", "[core][watchdog]") {
   struct blocking {
     std::latch started{1};
