@@ -39,6 +39,7 @@
 /// `statement_deadline`): at the deadline `interrupt_statement` (the backend's cancel), at the
 /// deadline plus the grace the socket hook (the session is then reopened on the next call).
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -302,11 +303,18 @@ class basic_connection {
   /// starts throws errc::timeout having sent nothing.
   template <class F>
   decltype(auto) bounded_locked(statement_kind kind, F&& fn) {
-    const auto deadline = infra::detail::statement_deadline_from(statement_deadline_);
-    if (deadline == std::chrono::steady_clock::time_point::max()) [[likely]] {
+    const auto ambient = infra::detail::ambient_deadline();
+    if (statement_deadline_ == std::chrono::steady_clock::duration::zero() &&
+        ambient == std::chrono::steady_clock::time_point::max()) [[likely]] {
       return fn();
     }
-    return run_until_locked(deadline, kind, fn);
+    // One clock read per bounded statement.
+    const auto now = std::chrono::steady_clock::now();
+    auto deadline = ambient;
+    if (statement_deadline_ != std::chrono::steady_clock::duration::zero()) {
+      deadline = std::min(deadline, infra::detail::saturating_add(now, statement_deadline_));
+    }
+    return run_until_locked(now, deadline, kind, fn);
   }
 
   /// The call lock, or errc::timeout when another call holds it until `deadline`.
@@ -473,9 +481,10 @@ class basic_connection {
   }
 
   template <class F>
-  decltype(auto) run_until_locked(std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
+  decltype(auto) run_until_locked(std::chrono::steady_clock::time_point now,
+                                  std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
     using result_type = decltype(fn());
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (now >= deadline) {
       throw deadline_error("the deadline passed before the statement was sent");
     }
     if constexpr (requires(Driver& d) { d.bound_statements_locked(deadline); }) {
