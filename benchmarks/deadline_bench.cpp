@@ -9,6 +9,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "support_servers.hpp"
+
 #include <kysera/infra/deadline.hpp>
 
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
@@ -35,18 +37,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::optional<std::string> server_url(const char* key) {
-  if (const char* v = std::getenv(key); v && *v) return std::string(v);
-  const char* dir = std::getenv("KYSERA_TEST_SERVER_DIR");
-  if (!dir || !*dir) return std::nullopt;
-  std::ifstream in(std::string(dir) + "/server.env");
-  std::string line;
-  const std::string prefix = std::string(key) + "=";
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
-  }
-  return std::nullopt;
-}
+using kysera::bench::server_url;
 
 /// The 10th percentile of the repetitions (google benchmark reports mean, median, stddev).
 double p10(const std::vector<double>& v) {
