@@ -29,8 +29,8 @@ inline deadline_clock::time_point& ambient_deadline() noexcept {
 
 }  // namespace detail
 
-/// Tag for `deadline_scope`: lifts the ambient deadline for a block (cleanup that must run to the
-/// end, e.g. writing an audit row after a cut statement).
+/// A value type (an empty tag) for `deadline_scope`: lifts the ambient deadline for a block
+/// (cleanup that must run to the end, e.g. writing an audit row after a cut statement).
 struct no_deadline_t {
   explicit constexpr no_deadline_t() = default;
 };
