@@ -19,6 +19,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "support_servers.hpp"
+
 #include <kysera/infra/health.hpp>
 
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
@@ -47,19 +49,7 @@ namespace health = kysera::infra::health;
 
 namespace {
 
-/// A URL from the environment, or from <KYSERA_TEST_SERVER_DIR>/server.env.
-std::optional<std::string> server_url(const char* key) {
-  if (const char* v = std::getenv(key); v && *v) return std::string(v);
-  const char* dir = std::getenv("KYSERA_TEST_SERVER_DIR");
-  if (!dir || !*dir) return std::nullopt;
-  std::ifstream in(std::string(dir) + "/server.env");
-  std::string line;
-  const std::string prefix = std::string(key) + "=";
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
-  }
-  return std::nullopt;
-}
+using kysera::bench::server_url;
 
 health::health_check_options quiet_options() {
   health::health_check_options o;

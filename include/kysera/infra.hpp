@@ -7,6 +7,7 @@
 ///     namespace infra = kysera::infra;
 
 #include "infra/database.hpp"
+#include "infra/deadline.hpp"
 #include "infra/error.hpp"
 #include "infra/logger.hpp"
 

@@ -136,6 +136,36 @@ TEST_CASE("watchdog fires several deadlines in their order", "[core][watchdog]")
   CHECK(c.when >= now + 90ms);
 }
 
+TEST_CASE("watchdog wakes for a deadline earlier than the one it sleeps until", "[core][watchdog]") {
+  probe far, near;
+  // Let the timer thread go to sleep until the far deadline, then arm an earlier one: it must
+  // fire near its own deadline, not when the timer thread would have woken anyway.
+  detail::watchdog_scope gf(clock_type::now() + 20s, &probe::action, &far);
+  REQUIRE(gf.bounded());
+  const auto deadline = clock_type::now() + 50ms;
+  detail::watchdog_scope gn(deadline, &probe::action, &near);
+  REQUIRE(near.wait_fired(15s));
+  CHECK(near.when >= deadline);
+  CHECK(near.when < deadline + 5s);  // generous for a loaded machine, far below 20 s
+  CHECK_FALSE(far.has_fired());
+  CHECK_FALSE(gf.disarm());
+}
+
+TEST_CASE("watchdog wakes for a deadline armed after an earlier one was armed and disarmed", "[core][watchdog]") {
+  // The idle timer thread is notified for the first deadline, which is disarmed before it wakes;
+  // a later deadline armed next must still wake it (it once slept on until its idle exit, 60 s).
+  auto& dog = detail::watchdog::instance();
+  for (int round = 0; round < 20; ++round) {
+    probe p;
+    const auto now = clock_type::now();
+    CHECK_FALSE(dog.disarm(dog.arm(now + 20ms, &probe::action, &p)));
+    const auto deadline = now + 40ms;
+    detail::watchdog_scope guard(deadline, &probe::action, &p);
+    REQUIRE(p.wait_fired(15s));
+    CHECK(p.when < deadline + 5s);  // far below the 60 s idle exit
+  }
+}
+
 TEST_CASE("watchdog disarm of an action that is running waits until it returns", "[core][watchdog]") {
   struct blocking {
     std::latch started{1};

@@ -869,3 +869,35 @@ TEST_CASE("close_for with a huge timeout waits for the last lease", "[pool]") {
   CHECK(closer.get());
   CHECK(backend->record(1)->close_calls == 1);
 }
+
+TEST_CASE("acquire waits at most until the ambient deadline, then throws timeout", "[pool][deadline]") {
+  auto backend = fake_backend::make();
+  auto o = quiet(1);
+  o.acquire_timeout = 30s;
+  kp::connection_pool<fake_connection> pool(backend->factory(), o);  // steady clock
+  auto held = pool.acquire();
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    infra::deadline_scope scope(200ms);
+    (void)pool.acquire();
+    FAIL("expected a timeout");
+  } catch (const infra::database_error& e) {
+    CHECK(e.code() == infra::errc::timeout);
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("deadline"));
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(took >= 190ms);
+  CHECK(took < 200ms + 5s);  // far below acquire_timeout
+  {
+    infra::deadline_scope scope(std::chrono::steady_clock::now() - 1ms);  // already passed
+    CHECK_THROWS_AS(pool.acquire(), infra::database_error);
+  }
+  // A later deadline than acquire_timeout leaves the pool's own bound (and its error) in place.
+  infra::deadline_scope scope(1h);
+  try {
+    (void)pool.acquire(50ms);
+    FAIL("expected pool_exhausted");
+  } catch (const infra::database_error& e) {
+    CHECK(e.code() == infra::errc::pool_exhausted);
+  }
+}

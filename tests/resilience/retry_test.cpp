@@ -819,3 +819,54 @@ TEST_CASE("on_give_up sees the final failure once, so on_retry plus on_give_up c
     CHECK(attempts_seen == 2);
   }
 }
+
+// ---------------------------------------------------------------- the ambient deadline
+
+TEST_CASE("with_retry starts no attempt whose wait would run into the ambient deadline", "[resilience][deadline]") {
+  int attempts = 0;
+  std::vector<std::chrono::milliseconds> waits;
+  res::retry_options o;
+  o.max_attempts = 10;
+  o.delay = 1000ms;
+  o.backoff = false;
+  o.sleep = [&](std::chrono::milliseconds d) { waits.push_back(d); };
+  auto fail = [&]() -> int {
+    ++attempts;
+    throw infra::database_error(errc::connection_lost, "lost", "fake");
+  };
+  {
+    infra::deadline_scope scope(300ms);  // a 1 s wait would end after it
+    try {
+      (void)res::with_retry(fail, o);
+      FAIL("expected the last error");
+    } catch (const infra::database_error& e) {
+      CHECK(e.code() == errc::connection_lost);  // the last error, unchanged
+    }
+    CHECK(attempts == 1);
+    CHECK(waits.empty());
+  }
+  attempts = 0;
+  {
+    infra::deadline_scope scope(1h);  // far enough: the retry runs all its attempts
+    CHECK_THROWS_AS(res::with_retry(fail, o), infra::database_error);
+    CHECK(attempts == 10);
+    CHECK(waits.size() == 9);
+  }
+}
+
+TEST_CASE("with_retry under a deadline that has passed makes one attempt only", "[resilience][deadline]") {
+  int attempts = 0;
+  res::retry_options o;
+  o.max_attempts = 5;
+  o.delay = 0ms;
+  o.sleep = [](std::chrono::milliseconds) {};
+  infra::deadline_scope scope(std::chrono::steady_clock::now() - 1ms);
+  CHECK_THROWS_AS(res::with_retry(
+                      [&]() -> int {
+                        ++attempts;
+                        throw infra::database_error(errc::timeout, "cut", "fake");
+                      },
+                      o),
+                  infra::database_error);
+  CHECK(attempts == 1);
+}

@@ -6,6 +6,9 @@
 //   query-in-flight   a worker leases a connection and runs a 3 s query; SIGTERM must let it
 //                     finish (pool close_for waits for the lease) before the pool closes
 //   monitor-and-pool  a health_monitor on the pool; on_shutdown stops it, then the pool closes
+//   paused-server     a worker leases a connection and runs a 60 s query; the test pauses the
+//                     server and sends SIGTERM: at the 1 s shutdown deadline the pool cuts the
+//                     session (logging its name) and the process exits with status 1
 #include <kysera/infra/adapters/postgres.hpp>
 #include <kysera/infra/health.hpp>
 #include <kysera/infra/pool.hpp>
@@ -91,6 +94,32 @@ int query_in_flight() {
   block_forever();
 }
 
+int paused_server() {
+  static pg_pool pool(
+      [] {
+        infra::postgres::connection_options options;
+        options.application_name = "kysera-shutdown-pg-child";
+        return std::make_unique<pg_connection>(kysera::test::servers::postgres_url(), options);
+      },
+      {.max_size = 2, .logger = &child_logger()});
+  sd::register_shutdown_options options;
+  options.timeout = 1s;
+  options.logger = &child_logger();
+  sd::register_shutdown_handlers(pool, options);
+  std::thread([] {
+    try {
+      auto lease = pool.acquire();
+      mark("leased");
+      (void)lease->execute("SELECT 'kysera_shutdown_probe', pg_sleep(60)");
+      mark("query-done");
+    } catch (const std::exception& e) {
+      mark(std::string("query-failed:") + e.what());
+    }
+  }).detach();
+  mark("ready");
+  block_forever();
+}
+
 int monitor_and_pool() {
   auto& pool = the_pool();
   static infra::health::health_monitor monitor(pool,
@@ -128,6 +157,7 @@ int main(int argc, char** argv) {
   try {
     if (scenario == "query-in-flight") return query_in_flight();
     if (scenario == "monitor-and-pool") return monitor_and_pool();
+    if (scenario == "paused-server") return paused_server();
   } catch (const std::exception& e) {
     mark(std::string("exception:") + e.what());
     return 70;

@@ -102,6 +102,45 @@ TEST_CASE("a PostgreSQL query in flight when SIGTERM arrives finishes before the
   CHECK(child.count("Sanitizer") == 0);
 }
 
+TEST_CASE("SIGTERM while the server is paused cuts the leased session at the deadline and exits with status 1",
+          "[shutdown][postgres][deadline]") {
+  pg_connection observer(kysera::test::servers::postgres_url());
+  child_process child({KYSERA_SHUTDOWN_PG_CHILD, "paused-server"});
+  require_line(child, "mark:ready");
+  require_line(child, "mark:leased");
+  {
+    const bool running = probe_running_on_server(observer, 20s);
+    INFO(child.output());
+    REQUIRE(running);
+  }
+  std::optional<child_process::exit_status> status;
+  std::chrono::steady_clock::duration took{};
+  {
+    kysera::test::servers::pause_guard paused("postgres");
+    const auto sent = std::chrono::steady_clock::now();
+    child.send(SIGTERM);
+    status = child.wait_exit(30s);
+    took = std::chrono::steady_clock::now() - sent;
+  }
+  const auto& out = child.output();
+  INFO(out);
+  REQUIRE(status.has_value());
+  CHECK(status->exited);
+  CHECK(status->code == 1);
+  CHECK(took < 1s + 2s);  // the 1 s shutdown timeout plus a margin for a loaded machine
+  CHECK(child.count("Closing pool: cut 1 session(s) still running a statement at the deadline: postgres ") == 1);
+  CHECK(child.count("mark:query-done") == 0);
+  CHECK(child.count("Sanitizer") == 0);
+  // Nothing of the child is left on the server once it runs again.
+  CHECK(kysera::test::eventually(
+      [&] {
+        auto r = observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kysera-shutdown-pg-child'");
+        return r[0][0].as<long>() == 0;
+      },
+      20s, 20ms));
+}
+
 TEST_CASE("SIGTERM stops a health monitor in on_shutdown and then closes its pool",
           "[shutdown][postgres]") {
   child_process child({KYSERA_SHUTDOWN_PG_CHILD, "monitor-and-pool"});

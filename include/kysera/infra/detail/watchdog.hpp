@@ -94,8 +94,11 @@ class watchdog {
     std::unique_lock lock(mutex_);
     for (;;) {
       if (entries_.empty()) {
+        // No predicate loop here: after any wake-up wake_at_ must be max() again, or a deadline
+        // armed after an earlier one was armed and disarmed (wake_at_ still holding that one)
+        // would not wake this thread until idle_exit.
         wake_at_ = clock::time_point::max();
-        if (!wake_.wait_for(lock, idle_exit, [&] { return !entries_.empty(); })) {
+        if (wake_.wait_for(lock, idle_exit) == std::cv_status::timeout && entries_.empty()) {
           running_ = false;
           return;
         }

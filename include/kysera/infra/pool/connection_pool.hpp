@@ -17,6 +17,8 @@
 #include <utility>
 
 #include "../database.hpp"
+#include "../deadline.hpp"
+#include "../detail/session_registry.hpp"
 #include "../detail/source_location.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
@@ -153,7 +155,10 @@ class connection_pool : private detail::pool_core<Clock> {
     return acquire(this->options_.acquire_timeout, where);
   }
 
-  /// As `acquire()`, waiting up to `timeout` (0: do not wait).
+  /// As `acquire()`, waiting up to `timeout` (0: do not wait). Under an ambient deadline
+  /// (`deadline_scope`) the wait ends at that deadline if it comes first, and then throws
+  /// `errc::timeout` instead of `errc::pool_exhausted` (opening a new connection is bounded by
+  /// the factory's connect timeout, not by the deadline).
   ///
   ///     auto c = pool.acquire(std::chrono::milliseconds(200));
   lease acquire(std::chrono::milliseconds timeout,
@@ -162,10 +167,14 @@ class connection_pool : private detail::pool_core<Clock> {
       throw std::invalid_argument("connection_pool::acquire: timeout must not be negative");
     slot* s;
     if (KYSERA_INFRA_POOL_UNLIKELY(this->timings_ != nullptr)) {
-      s = this->template timed_acquire<true, true>(hint_, timeout, true);
+      s = under_deadline(timeout, [&](std::chrono::milliseconds t) {
+        return this->template timed_acquire<true, true>(hint_, t, true);
+      });
     } else {
       s = this->try_fast(hint_);
-      if (KYSERA_INFRA_POOL_UNLIKELY(s == nullptr)) s = this->acquire_slow(timeout, true);
+      if (KYSERA_INFRA_POOL_UNLIKELY(s == nullptr)) {
+        s = under_deadline(timeout, [&](std::chrono::milliseconds t) { return this->acquire_slow(t, true); });
+      }
     }
     if (KYSERA_INFRA_POOL_UNLIKELY(this->leak_detection_on())) this->note_lease(*s, where);
     return lease(this, s);
@@ -287,10 +296,36 @@ class connection_pool : private detail::pool_core<Clock> {
   using core::close;
 
   /// `close()`, then waits up to `timeout` for every lease to end and every connection to be
-  /// closed. Returns whether that happened in time. For graceful shutdown.
+  /// closed. Returns whether that happened in time. For graceful shutdown. When leases are still
+  /// out at the deadline, the adapter sessions among them that run a statement are cut (the
+  /// backend's cancel and the socket shut down, as at a statement deadline), an error is logged
+  /// naming each, and it waits up to `cut_wait` (200 ms) more for their leases to end (the
+  /// sockets are shut down halfway); it returns false all the same.
   ///
   ///     if (!pool.close_for(std::chrono::seconds(10))) log("leases still out");
-  using core::close_for;
+  bool close_for(std::chrono::milliseconds timeout) noexcept {
+    if (core::close_for(timeout)) return true;
+    try {
+      using stage = infra::detail::session_registry::cut_stage;
+      auto& registry = infra::detail::session_registry::instance();
+      const auto cut = registry.cut_owned_by(this, stage::interrupt);
+      if (!cut.empty()) {
+        std::string names;
+        for (const auto& what : cut) names += (names.empty() ? "" : ", ") + what;
+        this->log(log_level::error, "Closing pool: cut " + std::to_string(cut.size()) +
+                                        " session(s) still running a statement at the deadline: " + names);
+        if (!core::close_for(cut_wait / 2)) {
+          (void)registry.cut_owned_by(this, stage::shut_down);
+          (void)core::close_for(cut_wait / 2);
+        }
+      }
+    } catch (...) {
+    }
+    return false;
+  }
+
+  /// How long `close_for` waits after cutting sessions at its deadline.
+  static constexpr std::chrono::milliseconds cut_wait{200};
 
   /// An exact snapshot: total = idle + active open connections, waiting = callers blocked in
   /// acquire, max = `max_size`. Never throws.
@@ -324,10 +359,35 @@ class connection_pool : private detail::pool_core<Clock> {
 
  private:
   // The hooks through which the connection-independent core makes, checks and closes ours.
-  void* open_connection() override { return factory_().release(); }
+  void* open_connection() override {
+    infra::detail::session_owner_scope owner(this);  // so close_for can cut what it makes
+    return factory_().release();
+  }
   void close_connection(void* c) override { static_cast<Connection*>(c)->close(); }
   void destroy_connection(void* c) noexcept override { delete static_cast<Connection*>(c); }
   void ping_connection(void* c) override { infra::ping(*static_cast<Connection*>(c)); }
+
+  // `get(wait)` for the slow or timed acquire: `wait` is `timeout`, or less when the ambient
+  // deadline (deadline.hpp) comes first; a wait the deadline cut throws errc::timeout.
+  template <class Get>
+  slot* under_deadline(std::chrono::milliseconds timeout, Get&& get) {
+    if (const auto deadline = infra::current_deadline()) {
+      const auto left = infra::detail::saturating_ceil<std::chrono::milliseconds>(
+          infra::detail::saturating_sub(*deadline, deadline_clock::now()));
+      const auto wait = left < std::chrono::milliseconds::zero() ? std::chrono::milliseconds::zero() : left;
+      if (wait < timeout) {
+        try {
+          return get(wait);
+        } catch (const database_error& e) {
+          if (e.condition() != errc::pool_exhausted) throw;
+          throw database_error(errc::timeout,
+                               std::string("pool: the deadline passed while waiting for a connection; ") + e.what(),
+                               "pool");
+        }
+      }
+    }
+    return get(timeout);
+  }
 
   // The slot this thread used last (see try_fast). Only a hint, shared by all pools of this type.
   static inline thread_local std::size_t hint_ = 0;

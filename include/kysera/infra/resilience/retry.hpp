@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../deadline.hpp"
 #include "backoff.hpp"
 #include "circuit_breaker.hpp"
 #include "transient.hpp"
@@ -164,16 +165,25 @@ std::optional<std::chrono::milliseconds> next_wait(const Options& o, error_predi
   const auto* rejection = o.wait_for_circuit ? dynamic_cast<const circuit_breaker_error*>(&e) : nullptr;
   try {
     if (rejection == nullptr && !(o.should_retry ? o.should_retry(e) : fallback(e))) return std::nullopt;
-    if (o.on_retry) o.on_retry(attempt, e);
   } catch (...) {
     return std::nullopt;  // a failing callback never replaces the caller's error
   }
   const double unit = o.backoff && o.jitter > 0.0 ? thread_unit_random() : 0.0;
-  const auto backoff = backoff_delay(o.delay, o.max_delay, o.backoff, o.jitter, attempt, unit);
+  auto pause = backoff_delay(o.delay, o.max_delay, o.backoff, o.jitter, attempt, unit);
   if (rejection != nullptr && rejection->retry_after() > std::chrono::milliseconds::zero()) {
-    return std::min(rejection->retry_after(), o.max_delay);
+    pause = std::min(rejection->retry_after(), o.max_delay);
   }
-  return backoff;
+  // Under an ambient deadline, no wait runs into it and no attempt starts at or after it.
+  if (const auto deadline = infra::current_deadline();
+      deadline && infra::detail::saturating_add(deadline_clock::now(), pause) >= *deadline) {
+    return std::nullopt;
+  }
+  try {
+    if (o.on_retry) o.on_retry(attempt, e);
+  } catch (...) {
+    return std::nullopt;
+  }
+  return pause;
 }
 
 /// Tells `on_give_up` (if any) about the error that ends the retry; never throws.
@@ -220,8 +230,9 @@ Result retry_loop(const Options& o, error_predicate fallback, Call&& call) {
 
 }  // namespace detail
 
-/// Runs `fn()` until it succeeds, an error is not worth retrying, or `max_attempts` ran out;
-/// returns what `fn()` returns and rethrows the last error unchanged. Thread-safe as far as `fn`
+/// Runs `fn()` until it succeeds, an error is not worth retrying, `max_attempts` ran out, or the
+/// next attempt would start at or after the ambient deadline (`deadline_scope`: no backoff wait
+/// runs into it); returns what `fn()` returns and rethrows the last error unchanged. Thread-safe as far as `fn`
 /// is: nothing is shared between calls.
 ///
 ///     auto rows = with_retry([&] { return db.execute("SELECT 1"); }, {.max_attempts = 5});

@@ -19,6 +19,13 @@
 ///   void rollback_transaction_locked() noexcept;        ROLLBACK, best effort
 ///   bool interrupt_statement() noexcept;                from cancel(), on any thread, while a
 ///                                                       statement runs; false if it could not
+///   optionally, so that a reconnect under a deadline is bounded by it:
+///     auto session_opener() const;                      a callable owning copies of what it needs,
+///                                                       that opens a session on any thread
+///     void start_detached(std::function<void()>);       runs a job on a detached helper thread
+///     void adopt_session_locked(session&&);             makes an opened session the connection's
+///   optionally, for a backend that bounds its statements itself instead of the watchdog:
+///     void bound_statements_locked(time_point deadline); max() when the statement has ended
 ///   bool ready_for_bounded_ping_locked();               try_ping_until() may go ahead
 ///   then either
 ///     infra::detail::socket_handle& socket_locked();    the session's socket, shut down at a
@@ -27,15 +34,22 @@
 ///   or
 ///     bool bounded_ping_locked(time_point deadline);    a backend that bounds the ping itself
 ///
-/// The statement marker with an interrupt hook and a socket hook is the seam a per-statement
-/// deadline (interrupt first, shut the socket down later) plugs into.
+/// Statement deadlines: a driver runs each statement through `bounded_locked(kind, fn)` (after
+/// it has a session, inside nothing else), which bounds it by min(ambient deadline, now +
+/// `statement_deadline`): at the deadline `interrupt_statement` (the backend's cancel), at the
+/// deadline plus the grace the socket hook (the session is then reopened on the next call).
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -45,7 +59,9 @@
 
 #include "../../detail/call_mutex.hpp"
 #include "../../detail/secrets.hpp"
+#include "../../detail/session_registry.hpp"
 #include "../../detail/socket.hpp"
+#include "../../deadline.hpp"
 #include "../../detail/watchdog.hpp"
 #include "../../error.hpp"
 
@@ -168,6 +184,7 @@ class basic_connection {
   /// Idempotent and final: waits for a call in flight on another thread, then releases the
   /// session (from inside `transaction`, after rolling it back). Later calls throw errc::closed.
   void close() noexcept {
+    infra::detail::session_registry::instance().remove(registered_);  // no cut from now on
     std::lock_guard lock(mutex_);
     if (closed_.exchange(true)) return;
     driver().close_session_locked();
@@ -181,12 +198,18 @@ class basic_connection {
 
  protected:
   basic_connection() = default;
-  ~basic_connection() = default;
+  // A constructor that threw never called close().
+  ~basic_connection() { infra::detail::session_registry::instance().remove(registered_); }
 
-  /// Set once by the driver's constructor, before the first call.
+  /// Set once by the driver's constructor, before the first call. Registers the connection with
+  /// the pool whose factory is running on this thread, if any (see `cut_running_session`).
   void identify(std::string description, std::vector<std::string> secrets = {}) {
     description_ = std::move(description);
     secrets_ = std::move(secrets);
+    registered_.owner = infra::detail::session_registry::current_owner();
+    registered_.session = this;
+    registered_.cut = &cut_running_session;
+    infra::detail::session_registry::instance().add(registered_);
   }
 
   /// Adds the value of the environment variable `name` (where the client library also reads a
@@ -221,11 +244,37 @@ class basic_connection {
   /// one attempt, `reconnect_locked`), except inside `transaction`, where a lost session throws
   /// errc::connection_lost until the transaction ends: a statement is never replayed on a new
   /// session, and half a transaction never continues on one.
+  ///
+  /// Under a statement deadline (ambient or the connection's own), a driver that can open a
+  /// session off the connection (`session_opener`, `adopt_session_locked`) opens it on a helper
+  /// thread and waits at most until the deadline plus the grace: a server that accepts TCP but
+  /// does not answer (paused) costs the call its deadline, not `connect_timeout`. A connect still
+  /// running then goes on in the background, and the next call takes its session (or error).
   void ensure_session_locked() {
     if (driver().session_usable_locked()) return;
     if (in_transaction_) {
       throw error(errc::connection_lost,
                   "the session was lost inside a transaction; it is reopened after the transaction ends " + context());
+    }
+    if constexpr (has_session_opener()) {
+      const auto deadline = infra::detail::statement_deadline_from(statement_deadline_);
+      if (deadline != std::chrono::steady_clock::time_point::max() || pending_open_) {
+        reconnect_until_locked(deadline);
+        return;
+      }
+    }
+    driver().reconnect_locked();
+  }
+
+  /// The constructor's connect: under an ambient deadline (a pool's factory called from an
+  /// acquire under `deadline_scope`) bounded by it as a reconnect is, else by connect_timeout.
+  void open_first_session_locked() {
+    if constexpr (has_session_opener()) {
+      const auto deadline = infra::detail::ambient_deadline();
+      if (deadline != std::chrono::steady_clock::time_point::max()) {
+        reconnect_until_locked(deadline);
+        return;
+      }
     }
     driver().reconnect_locked();
   }
@@ -233,6 +282,39 @@ class basic_connection {
   /// errc::timeout "<backend>: <what> (<session_prefix><description>)".
   database_error deadline_error(std::string_view what) const {
     return error(errc::timeout, std::string(what) + " " + context());
+  }
+
+  /// What `bounded_locked` runs: a COMMIT cut at its deadline is errc::outcome_unknown.
+  enum class statement_kind { statement, commit };
+
+  /// Sets the connection's own statement deadline (0: off) and the grace after it before the
+  /// session's socket is shut down; called by the driver's constructor, after validation.
+  void use_statement_deadline(std::chrono::milliseconds deadline, std::chrono::milliseconds grace) noexcept {
+    statement_deadline_ = infra::detail::saturating_duration_cast<std::chrono::steady_clock::duration>(deadline);
+    statement_grace_ = infra::detail::saturating_duration_cast<std::chrono::steady_clock::duration>(grace);
+  }
+
+  /// Runs `fn()` (one statement on the open session, with its marker scope inside) bounded by
+  /// min(ambient deadline, now + statement_deadline). Unbounded (and nearly free: one
+  /// thread-local read) when neither is set. At the deadline the statement is interrupted
+  /// (`interrupt_statement`); at the deadline plus the grace the socket hook shuts the session
+  /// down (`mark_broken_locked`: reopened on the next call). A statement so cut throws
+  /// errc::timeout (errc::outcome_unknown for a COMMIT); one whose deadline has passed before it
+  /// starts throws errc::timeout having sent nothing.
+  template <class F>
+  decltype(auto) bounded_locked(statement_kind kind, F&& fn) {
+    const auto ambient = infra::detail::ambient_deadline();
+    if (statement_deadline_ == std::chrono::steady_clock::duration::zero() &&
+        ambient == std::chrono::steady_clock::time_point::max()) [[likely]] {
+      return fn();
+    }
+    // One clock read per bounded statement.
+    const auto now = std::chrono::steady_clock::now();
+    auto deadline = ambient;
+    if (statement_deadline_ != std::chrono::steady_clock::duration::zero()) {
+      deadline = std::min(deadline, infra::detail::saturating_add(now, statement_deadline_));
+    }
+    return run_until_locked(now, deadline, kind, fn);
   }
 
   /// The call lock, or errc::timeout when another call holds it until `deadline`.
@@ -292,9 +374,202 @@ class basic_connection {
  private:
   Driver& driver() noexcept { return static_cast<Driver&>(*this); }
 
+  // Functions, not constants: asked inside member functions, where Driver is complete.
+  static constexpr bool has_socket_hook() { return requires(Driver& d) { d.socket_locked(); }; }
+  static constexpr bool has_session_opener() { return requires(const Driver& d) { d.session_opener(); }; }
+
+  // A session being opened on a helper thread (the state is shared with it).
+  template <class Session>
+  struct pending_open {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<Session> session;
+    std::exception_ptr error;
+  };
+
+  void reconnect_until_locked(std::chrono::steady_clock::time_point deadline) {
+    using opener_type = decltype(std::declval<const Driver&>().session_opener());
+    using session_type = std::invoke_result_t<opener_type&>;
+    using state_type = pending_open<session_type>;
+    std::shared_ptr<state_type> state = std::static_pointer_cast<state_type>(pending_open_);
+    if (!state) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        throw deadline_error("the deadline passed before a new session could be opened");
+      }
+      state = std::make_shared<state_type>();
+      try {
+        driver().start_detached([state, open = driver().session_opener()]() mutable noexcept {
+          std::optional<session_type> session;
+          std::exception_ptr failure;
+          try {
+            session.emplace(open());
+          } catch (...) {
+            failure = std::current_exception();
+          }
+          {
+            std::lock_guard lock(state->mutex);
+            state->session = std::move(session);
+            state->error = failure;
+            state->done = true;
+          }
+          state->cv.notify_all();
+        });
+      } catch (...) {
+        driver().reconnect_locked();  // no helper thread: connect here, bounded by connect_timeout
+        return;
+      }
+      pending_open_ = state;
+    }
+    {
+      std::unique_lock lock(state->mutex);
+      if (!infra::detail::wait_until_capped(state->cv, lock, infra::detail::saturating_add(deadline, statement_grace_),
+                                            [&] { return state->done; })) {
+        throw deadline_error(
+            "no new session by the deadline; the connect goes on in the background and the next call takes it");
+      }
+    }
+    pending_open_.reset();
+    if (state->error) std::rethrow_exception(state->error);
+    driver().adopt_session_locked(std::move(*state->session));
+  }
+
+  // The registry's cut (a pool closing at its deadline): when a statement runs, interrupts it
+  // (first stage) or shuts the session's socket down (second stage, a moment later: a cancel
+  // helper reads what it needs from the session first); the statement fails and its session is
+  // reopened on the next call. Under the marker's lock, so the session cannot change meanwhile.
+  static bool cut_running_session(void* self, infra::detail::session_registry::cut_stage stage,
+                                  std::string& what) noexcept {
+    auto* c = static_cast<basic_connection*>(self);
+    const bool cut = c->marker_.interrupt([c, stage]() noexcept {
+      if (stage == infra::detail::session_registry::cut_stage::interrupt) return c->driver().interrupt_statement();
+      if constexpr (has_socket_hook()) {
+        infra::detail::shut_socket_down(&c->driver().socket_locked());
+        return true;
+      } else {
+        return c->driver().interrupt_statement();
+      }
+    });
+    if (cut) {
+      try {
+        what = std::string(Driver::backend_name) + " " + c->description_;
+      } catch (...) {
+      }
+    }
+    return cut;
+  }
+
+  // One bounded statement's watchdog state, on the calling thread's stack. The first action (at
+  // the deadline) interrupts and arms the second (the socket, after the grace), so a statement
+  // that ends in time costs one arm and one disarm.
+  struct statement_cut {
+    basic_connection* connection;
+    infra::detail::socket_handle* socket;  // null: no socket to shut down
+    std::chrono::steady_clock::time_point cut_at;
+    std::uint64_t second = 0;  // written by the first action; read once disarm(first) returned
+  };
+
+  // On the watchdog thread: the driver's cancel never blocks (a network cancel goes out from a
+  // helper thread), nor does arming.
+  static void at_statement_deadline(void* context) noexcept {
+    auto* cut = static_cast<statement_cut*>(context);
+    basic_connection* c = cut->connection;
+    c->marker_.interrupt([c]() noexcept { return c->driver().interrupt_statement(); });
+    if (cut->socket != nullptr) {
+      cut->second = infra::detail::watchdog::instance().arm(cut->cut_at, &infra::detail::shut_socket_down, cut->socket);
+    }
+  }
+
+  template <class F>
+  decltype(auto) run_until_locked(std::chrono::steady_clock::time_point now,
+                                  std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
+    using result_type = decltype(fn());
+    if (now >= deadline) {
+      throw deadline_error("the deadline passed before the statement was sent");
+    }
+    if constexpr (requires(Driver& d) { d.bound_statements_locked(deadline); }) {
+      return run_self_bounded_locked(deadline, kind, fn);
+    } else {
+      statement_cut cut{this, nullptr, infra::detail::saturating_add(deadline, statement_grace_)};
+      if constexpr (has_socket_hook()) {
+        if (driver().socket_locked().valid()) cut.socket = &driver().socket_locked();
+      }
+      auto& dog = infra::detail::watchdog::instance();
+      const std::uint64_t first = dog.arm(deadline, &at_statement_deadline, &cut);
+      // True when an action fired: the statement was cut (its session is gone when the socket was).
+      auto settle = [&]() noexcept {
+        if (first == 0 || !dog.disarm(first)) return false;
+        if (cut.second != 0) (void)dog.disarm(cut.second);
+        if constexpr (has_socket_hook()) {
+          // A cancel request that arrives after its statement ended can hit the next one
+          // (PostgreSQL's names a session): a session we cancelled is not used again.
+          driver().mark_broken_locked();
+        }
+        return true;
+      };
+      try {
+        if constexpr (std::is_void_v<result_type>) {
+          fn();
+          (void)settle();
+          return;
+        } else {
+          result_type result = fn();
+          (void)settle();
+          return result;
+        }
+      } catch (...) {
+        if (!settle()) throw;
+        throw cut_error(kind, std::current_exception());
+      }
+    }
+  }
+
+  // A driver that bounds its statements itself (`bound_statements_locked(deadline)`, e.g.
+  // SQLite's progress and busy handlers): a lock wait or an interrupt that ends a statement at
+  // or after its deadline is the deadline's cut.
+  template <class F>
+  decltype(auto) run_self_bounded_locked(std::chrono::steady_clock::time_point deadline, statement_kind kind, F& fn) {
+    driver().bound_statements_locked(deadline);
+    struct unbound {
+      Driver& d;
+      ~unbound() { d.bound_statements_locked(std::chrono::steady_clock::time_point::max()); }
+    } reset{driver()};
+    try {
+      return fn();
+    } catch (const database_error& e) {
+      const errc code = e.condition();
+      if ((code == errc::cancelled || code == errc::busy || code == errc::timeout) &&
+          std::chrono::steady_clock::now() >= deadline) {
+        throw cut_error(kind, std::current_exception());
+      }
+      throw;
+    }
+  }
+
+  database_error cut_error(statement_kind kind, const std::exception_ptr& cause) const {
+    std::string why;
+    try {
+      std::rethrow_exception(cause);
+    } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {
+      why = "unknown error";
+    }
+    if (kind == statement_kind::commit) {
+      return error(errc::outcome_unknown,
+                   "COMMIT cut at its deadline; the transaction may or may not have committed " + context() + ": " +
+                       why);
+    }
+    return error(errc::timeout, "statement cut at its deadline " + context() + ": " + why);
+  }
+
   std::string description_;
   std::vector<std::string> secrets_;
   bool in_transaction_ = false;  // under mutex_
+  std::chrono::steady_clock::duration statement_deadline_{0};  // set by the constructor
+  std::chrono::steady_clock::duration statement_grace_{std::chrono::milliseconds(200)};
+  infra::detail::session_registry::entry registered_;  // linked from identify() to close()
+  std::shared_ptr<void> pending_open_;  // under mutex_: a pending_open<session> of reconnect_until_locked
   std::atomic<bool> closed_{false};
   statement_marker marker_;
 };

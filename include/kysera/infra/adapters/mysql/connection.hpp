@@ -61,11 +61,12 @@ class connection : public adapters::detail::basic_connection<connection> {
     target_ = detail::parse_mysql_url(url, options);
     options_ = options;
     identify(detail::describe(target_), target_.secrets);
+    use_statement_deadline(options_.statement_deadline, options_.statement_deadline_grace);
     cancel_ = std::make_shared<detail::mysql_cancel_target>();
     cancel_->target = target_;
     cancel_->timeout_s = detail::driver_seconds(options_.cancel_timeout);
     std::lock_guard lock(mutex_);
-    connect_locked();
+    open_first_session_locked();
   }
 
   /// Closes (waits for a statement in flight).
@@ -212,6 +213,9 @@ class connection : public adapters::detail::basic_connection<connection> {
     try {
       run_locked("ROLLBACK", detail::mysql_phase::statement);
     } catch (...) {
+      // Not rolled back (e.g. the deadline had passed, so it was not sent): the transaction must
+      // not stay open on a session the next call reuses; a new session rolls it back.
+      mark_broken_locked();
     }
   }
 
@@ -220,18 +224,28 @@ class connection : public adapters::detail::basic_connection<connection> {
     return error(code, what + " (" + context + " " + description() + ")", sqlstate, native);
   }
 
-  void connect_locked() {
-    using clock = std::chrono::steady_clock;
-    int connect_s = detail::driver_seconds(options_.connect_timeout);
-    auto start = clock::now();
-    std::unique_ptr<::sql::Connection> c;
+  /// A session opened off the connection (see `session_opener`).
+  struct opened_session {
+    std::unique_ptr<::sql::Connection> connection;
     std::uint64_t id = 0;
+    infra::detail::socket_handle socket;
+  };
+
+  /// Opens a session; touches nothing of the connection object, so it may run on any thread
+  /// (one that has used the driver: `detail::mysql_driver()`). `fail` builds the error.
+  template <class Fail>
+  static opened_session open_session(const detail::mysql_target& target, const connection_options& options,
+                                     Fail&& fail) {
+    using clock = std::chrono::steady_clock;
+    int connect_s = detail::driver_seconds(options.connect_timeout);
+    auto start = clock::now();
+    opened_session s;
     try {
-      c = detail::mysql_open(target_, connect_s, detail::driver_seconds(options_.read_timeout),
-                             detail::driver_seconds(options_.write_timeout), true);
-      std::unique_ptr<::sql::Statement> st(c->createStatement());
+      s.connection = detail::mysql_open(target, connect_s, detail::driver_seconds(options.read_timeout),
+                                        detail::driver_seconds(options.write_timeout), true);
+      std::unique_ptr<::sql::Statement> st(s.connection->createStatement());
       std::unique_ptr<::sql::ResultSet> rs(st->executeQuery("SELECT CONNECTION_ID()"));
-      if (rs->next()) id = rs->getUInt64(1);
+      if (rs->next()) s.id = rs->getUInt64(1);
     } catch (const ::sql::SQLException& e) {
       int code = e.getErrorCode();
       errc ec = detail::classify_mysql_error(code, e.getSQLStateCStr(), detail::mysql_phase::connect);
@@ -240,31 +254,72 @@ class connection : public adapters::detail::basic_connection<connection> {
       if (detail::is_network_error(code) && elapsed >= std::chrono::seconds(connect_s) - std::chrono::milliseconds(200)) {
         ec = errc::timeout;
       }
-      throw make_error(ec, detail::readable_connect_text(code, e.what(), ec, detail::over_socket(target_)),
-                       e.getSQLStateCStr(), code, "connecting to");
+      throw fail(ec, detail::readable_connect_text(code, e.what(), ec, detail::over_socket(target)),
+                 e.getSQLStateCStr(), code);
     } catch (const std::bad_alloc&) {
       throw;
     } catch (const std::exception& e) {
-      throw make_error(errc::backend_error, e.what(), {}, 0, "connecting to");
+      throw fail(errc::backend_error, e.what(), std::string(), 0);
     }
-    conn_ = std::move(c);
+    s.socket = find_socket(*s.connection, target.port);
+    return s;
+  }
+
+  void connect_locked() {
+    adopt_session_locked(open_session(target_, options_, [this](errc ec, const std::string& what,
+                                                                const std::string& sqlstate, int code) {
+      return make_error(ec, what, sqlstate, code, "connecting to");
+    }));
+  }
+
+  // ---- the bounded reconnect of basic_connection (a reconnect under a statement deadline)
+
+  auto session_opener() const {
+    // What the helper needs, copied: it must not touch this object, which may be gone by then.
+    return [target = target_, options = options_, secrets = secrets(), where = " (connecting to " + description() + ")"] {
+      return open_session(target, options, [&](errc ec, const std::string& what, const std::string& sqlstate, int code) {
+        return database_error(ec, infra::detail::redact(std::string(backend_name) + ": " + what + where, secrets),
+                              std::string(backend_name), sqlstate, code);
+      });
+    };
+  }
+
+  // On a detached thread that the driver's exit registry waits for, ready to use the driver.
+  static void start_detached(std::function<void()> job) {
+    detail::mysql_helper_registry* registry = detail::mysql_globals().helpers;
+    registry->enter();
+    try {
+      std::thread([registry, job = std::move(job)] {
+        thread_local detail::mysql_helper_registry::leave_at_thread_exit leave{registry};
+        detail::mysql_driver();
+        job();
+      }).detach();
+    } catch (...) {
+      registry->leave();
+      throw;
+    }
+  }
+
+  void adopt_session_locked(opened_session&& s) noexcept {
+    drop_locked();
+    conn_ = std::move(s.connection);
     broken_ = false;
-    connection_id_.store(id);
-    socket_ = find_socket_locked();
+    connection_id_.store(s.id);
+    socket_ = std::move(s.socket);
   }
 
   /// The session's socket, found by the client port the server reports for it; invalid when
   /// unknown.
-  infra::detail::socket_handle find_socket_locked() noexcept {
+  static infra::detail::socket_handle find_socket(::sql::Connection& c, std::uint16_t server_port) noexcept {
     if constexpr (!infra::detail::can_find_tcp_sockets) {
       return {};
     } else {
       try {
-        rows r = detail::mysql_run(*conn_, "SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()");
+        rows r = detail::mysql_run(c, "SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()");
         if (r.empty() || !r.at(0, 0)) return {};
         auto port = infra::detail::trailing_port(*r.at(0, 0));
         if (!port) return {};
-        return infra::detail::socket_handle::duplicate(infra::detail::find_tcp_socket(*port, target_.port));
+        return infra::detail::socket_handle::duplicate(infra::detail::find_tcp_socket(*port, server_port));
       } catch (...) {
         return {};  // no bounded ping on this session; everything else works as before
       }
@@ -340,17 +395,22 @@ class connection : public adapters::detail::basic_connection<connection> {
     using clock = std::chrono::steady_clock;
     ::sql::Connection& c = session_locked();
     detail::mysql_driver();
-    statement_scope running(marker());
-    auto start = clock::now();
-    try {
-      return fn(c);
-    } catch (const ::sql::SQLException& e) {
-      throw statement_error(e.getErrorCode(), e.getSQLStateCStr(), e.what(), phase, clock::now() - start);
-    } catch (const std::bad_alloc&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw statement_error(0, "", e.what(), phase, clock::now() - start);
-    }
+    using result_type = decltype(fn(c));
+    return bounded_locked(phase == detail::mysql_phase::commit ? statement_kind::commit : statement_kind::statement,
+                          [&]() -> result_type {
+                            statement_scope running(marker());
+                            auto start = clock::now();
+                            try {
+                              return fn(c);
+                            } catch (const ::sql::SQLException& e) {
+                              throw statement_error(e.getErrorCode(), e.getSQLStateCStr(), e.what(), phase,
+                                                    clock::now() - start);
+                            } catch (const std::bad_alloc&) {
+                              throw;
+                            } catch (const std::exception& e) {
+                              throw statement_error(0, "", e.what(), phase, clock::now() - start);
+                            }
+                          });
   }
 
   database_error statement_error(int code, const std::string& sqlstate, const std::string& what,

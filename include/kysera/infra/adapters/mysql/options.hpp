@@ -54,6 +54,16 @@ struct connection_options {
   /// Connect, read and write timeout of the short-lived second session `cancel()` uses to send
   /// `KILL QUERY`. Must be positive.
   std::chrono::milliseconds cancel_timeout{2000};
+  /// Client-side bound on each statement (START TRANSACTION and COMMIT included), 0 = off (the
+  /// default). At the deadline `KILL QUERY` goes out (as `cancel()` sends it); if the server has
+  /// still not answered after `statement_deadline_grace`, the session's socket is shut down (when
+  /// the adapter knows it: Linux, TCP). The call throws errc::timeout (a COMMIT:
+  /// errc::outcome_unknown) and the next call opens a new session. An ambient deadline
+  /// (`deadline_scope`) that ends earlier wins. Must be between 0 and one year.
+  std::chrono::milliseconds statement_deadline{0};
+  /// How long after a statement deadline the server may still answer before the socket is shut
+  /// down. Must be between 0 and one year.
+  std::chrono::milliseconds statement_deadline_grace{200};
   /// After an INSERT or REPLACE that changed rows, also run `SELECT LAST_INSERT_ID()` (one more
   /// round trip) and report it in `rows::last_insert_id`. The value is MySQL's LAST_INSERT_ID():
   /// for a table without AUTO_INCREMENT it is whatever the session generated last.
@@ -98,6 +108,8 @@ inline void validate(const connection_options& o) {
   check(o.read_timeout, "read_timeout", true);
   check(o.write_timeout, "write_timeout", true);
   check(o.cancel_timeout, "cancel_timeout", false);
+  check(o.statement_deadline, "statement_deadline", true);
+  check(o.statement_deadline_grace, "statement_deadline_grace", true);
   auto no_nul = [](const std::string& v, const char* field) {
     if (v.find('\0') != std::string::npos) {
       throw std::invalid_argument(std::string("mysql::connection_options::") + field +

@@ -60,9 +60,10 @@ class connection : public adapters::detail::basic_connection<connection> {
         libpq_string_(detail::with_defaults(info_, detail::whole_seconds(options_.connect_timeout),
                                             options_.application_name)) {
     identify(detail::describe(info_), info_.secrets);
+    use_statement_deadline(options_.statement_deadline, options_.statement_deadline_grace);
     add_secret_from_environment("PGPASSWORD");  // libpq also takes the password from there
     std::lock_guard lock(mutex_);
-    reconnect_locked();
+    open_first_session_locked();
   }
 
   /// Closes (see `close()`).
@@ -214,43 +215,77 @@ class connection : public adapters::detail::basic_connection<connection> {
     old.reset();
   }
 
-  void reconnect_locked() {
-    drop_session_locked();
-    broken_ = false;
+  /// A session opened off the connection (see `session_opener`).
+  struct opened_session {
+    std::shared_ptr<pqxx::connection> connection;
+    int backend_pid = 0;
+    infra::detail::socket_handle socket;
+  };
+
+  /// Opens a session; touches nothing of the connection object, so it may run on any thread.
+  static opened_session open_session(const std::string& libpq_string, std::chrono::milliseconds statement_timeout,
+                                     const std::string& description, const std::vector<std::string>& secrets) {
     std::shared_ptr<pqxx::connection> fresh;
     try {
-      fresh = std::make_shared<pqxx::connection>(
-          libpq_string_.c_str());  // char const* works in 6, 7 and 8
+      fresh = std::make_shared<pqxx::connection>(libpq_string.c_str());  // char const* works in 6, 7 and 8
       detail::after_connect(*fresh);
-      if (options_.statement_timeout.count() > 0) {
+      if (statement_timeout.count() > 0) {
         pqxx::nontransaction tx(*fresh);
-        detail::exec(
-            tx, "SET statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+        detail::exec(tx, "SET statement_timeout = " + std::to_string(statement_timeout.count()));
         tx.commit();
       }
     } catch (...) {
-      throw detail::translate(std::current_exception(), detail::phase::connect, false, description(), secrets());
+      throw detail::translate(std::current_exception(), detail::phase::connect, false, description, secrets);
     }
-    backend_pid_.store(fresh->backendpid());
-    socket_ = infra::detail::socket_handle::duplicate(fresh->sock());  // libpq keeps it for the session
-    session_ = std::move(fresh);
+    opened_session s;
+    s.backend_pid = fresh->backendpid();
+    s.socket = infra::detail::socket_handle::duplicate(fresh->sock());  // libpq keeps it for the session
+    s.connection = std::move(fresh);
+    return s;
+  }
+
+  void reconnect_locked() {
+    drop_session_locked();
+    broken_ = false;
+    adopt_session_locked(open_session(libpq_string_, options_.statement_timeout, description(), secrets()));
+  }
+
+  // ---- the bounded reconnect of basic_connection (a reconnect under a statement deadline)
+
+  auto session_opener() const {
+    return [libpq = libpq_string_, timeout = options_.statement_timeout, description = description(),
+            secrets = secrets()] { return open_session(libpq, timeout, description, secrets); };
+  }
+  static void start_detached(std::function<void()> job) { std::thread(std::move(job)).detach(); }
+  void adopt_session_locked(opened_session&& s) noexcept {
+    drop_session_locked();
+    broken_ = false;
+    backend_pid_.store(s.backend_pid);
+    socket_ = std::move(s.socket);
+    session_ = std::move(s.connection);
   }
 
   /// Runs `fn` on the open session as one cancellable statement; translates what it throws and
   /// marks the session broken when the error says so.
+  /// Bounded by the statement deadline (`bounded_locked`).
   template <class F>
   auto guarded_locked(detail::phase when, F&& fn) -> decltype(fn()) {
-    try {
-      statement_scope running(marker());
-      return fn();
-    } catch (...) {
-      bool open = session_ && session_->is_open();
-      database_error error =
-          detail::translate(std::current_exception(), when, open, description(), secrets());
-      errc code = error.condition();
-      if (!open || code == errc::connection_lost || code == errc::outcome_unknown) broken_ = true;
-      throw error;
-    }
+    return bounded_locked(when == detail::phase::commit ? statement_kind::commit : statement_kind::statement,
+                          [&]() -> decltype(fn()) {
+                            try {
+                              statement_scope running(marker());
+                              return fn();
+                            } catch (...) {
+                              bool open = session_ && session_->is_open();
+                              database_error error = detail::translate(std::current_exception(), when, open,
+                                                                       description(), secrets());
+                              errc code = error.condition();
+                              if (!open || code == errc::connection_lost || code == errc::outcome_unknown) {
+                                broken_ = true;
+                              }
+                              throw error;
+                            }
+                          });
   }
 
   void begin_locked() {

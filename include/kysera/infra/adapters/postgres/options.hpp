@@ -28,6 +28,15 @@ struct connection_options {
   /// errc::timeout (SQLSTATE 57014). 0 leaves the server's setting alone. Must be in
   /// [0, 2147483647] ms (the server's int).
   std::chrono::milliseconds statement_timeout{0};
+  /// Client-side bound on each statement (BEGIN and COMMIT included), 0 = off (the default). At
+  /// the deadline a libpq cancel request goes out; if the server has still not answered after
+  /// `statement_deadline_grace`, the session's socket is shut down. The call throws errc::timeout
+  /// (a COMMIT: errc::outcome_unknown) and the next call opens a new session. An ambient deadline
+  /// (`deadline_scope`) that ends earlier wins. Must not be negative.
+  std::chrono::milliseconds statement_deadline{0};
+  /// How long after a statement deadline the server may still answer the cancel before the
+  /// socket is shut down. Must not be negative.
+  std::chrono::milliseconds statement_deadline_grace{200};
   /// libpq `application_name` (shown in pg_stat_activity) unless the connection string sets it;
   /// empty sends none. Must not contain a NUL byte.
   std::string application_name = "kysera-infra";
@@ -60,6 +69,12 @@ inline connection_options validated(connection_options o) {
     throw std::invalid_argument(
         "postgres::connection_options: statement_timeout must be at most 2147483647 ms "
         "(PostgreSQL's limit)");
+  }
+  if (o.statement_deadline < std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument("postgres::connection_options: statement_deadline must not be negative");
+  }
+  if (o.statement_deadline_grace < std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument("postgres::connection_options: statement_deadline_grace must not be negative");
   }
   if (o.application_name.find('\0') != std::string::npos) {
     throw std::invalid_argument("postgres::connection_options: application_name must not contain a NUL byte");

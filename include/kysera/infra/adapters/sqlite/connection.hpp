@@ -66,6 +66,7 @@ class connection : public adapters::detail::basic_connection<connection> {
     read_only_ = options_.read_only || target_.mode == std::optional<std::string>("ro");
     create_ = !read_only_ && (target_.mode ? *target_.mode == "rwc" : options_.create);
     identify(detail::describe(target_, read_only_));
+    use_statement_deadline(options_.statement_deadline, std::chrono::milliseconds::zero());
     wait_.marker = &marker();
     open();
   }
@@ -91,8 +92,10 @@ class connection : public adapters::detail::basic_connection<connection> {
     if (sql.size() > static_cast<std::size_t>(INT_MAX)) {
       throw error(errc::query_failed, "SQL text is too long", {}, SQLITE_TOOBIG);
     }
-    statement_scope scope(marker());
-    return run(sql, detail::phase::statement, "executing on ");
+    return bounded_locked(statement_kind::statement, [&] {
+      statement_scope scope(marker());
+      return run(sql, detail::phase::statement, "executing on ");
+    });
   }
 
   /// Reads the schema version from the file header: checks that the file is still a readable
@@ -103,8 +106,10 @@ class connection : public adapters::detail::basic_connection<connection> {
   void ping() {
     std::lock_guard lock(mutex_);
     check_open_locked();
-    statement_scope scope(marker());
-    probe_locked();
+    bounded_locked(statement_kind::statement, [&] {
+      statement_scope scope(marker());
+      probe_locked();
+    });
   }
 
   /// `ping()` bounded by `deadline` (the `database_with_bounded_ping` capability; the health
@@ -249,14 +254,18 @@ class connection : public adapters::detail::basic_connection<connection> {
   void begin_transaction_locked() { begin_transaction_locked(options_.transaction_mode); }
 
   void begin_transaction_locked(sqlite::transaction_mode mode) {
-    statement_scope scope(marker());  // BEGIN IMMEDIATE may wait for the write lock
-    run(detail::begin_sql(mode), detail::phase::statement, "beginning a transaction on ");
+    bounded_locked(statement_kind::statement, [&] {
+      statement_scope scope(marker());  // BEGIN IMMEDIATE may wait for the write lock
+      (void)run(detail::begin_sql(mode), detail::phase::statement, "beginning a transaction on ");
+    });
   }
 
   void commit_transaction_locked() {
     check_open_locked();             // fn may have closed the connection
-    statement_scope scope(marker());  // COMMIT may wait for readers to finish
-    run("COMMIT", detail::phase::commit, "committing on ");
+    bounded_locked(statement_kind::commit, [&] {
+      statement_scope scope(marker());  // COMMIT may wait for readers to finish
+      (void)run("COMMIT", detail::phase::commit, "committing on ");
+    });
   }
 
   void rollback_transaction_locked() noexcept {
@@ -269,6 +278,12 @@ class connection : public adapters::detail::basic_connection<connection> {
   bool interrupt_statement() noexcept {
     sqlite3_interrupt(db_);
     return true;
+  }
+
+  // Statement deadlines (basic_connection::bounded_locked): the progress handler interrupts a
+  // statement and the busy handler gives a lock wait up at the deadline; no watchdog needed.
+  void bound_statements_locked(std::chrono::steady_clock::time_point deadline) noexcept {
+    wait_.call_deadline = deadline;
   }
 
   bool ready_for_bounded_ping_locked() const noexcept { return true; }

@@ -125,7 +125,7 @@ struct lock_wait {
   adapters::detail::statement_marker* marker = nullptr;
   std::chrono::milliseconds limit{0};  // busy_timeout (min(busy, connect) while opening)
   std::chrono::steady_clock::time_point started{};
-  // The deadline of the bounded call in progress (try_ping_until), else max().
+  // The deadline of the bounded call in progress (try_ping_until, a statement deadline), else max().
   std::chrono::steady_clock::time_point call_deadline = std::chrono::steady_clock::time_point::max();
 
   static constexpr int progress_interval = 1000;  // VM instructions between cancel checks
@@ -135,9 +135,14 @@ struct lock_wait {
     sqlite3_progress_handler(db, progress_interval, &lock_wait::progress_callback, this);
   }
 
-  // Returns non-zero to interrupt.
+  // Returns non-zero to interrupt: on cancel(), or once the bounded call's deadline has passed.
   static int progress_callback(void* self) noexcept {
-    return static_cast<lock_wait*>(self)->marker->cancel_requested() ? 1 : 0;
+    auto* w = static_cast<lock_wait*>(self);
+    if (w->marker->cancel_requested()) return 1;
+    return w->call_deadline != std::chrono::steady_clock::time_point::max() &&
+                   std::chrono::steady_clock::now() >= w->call_deadline
+               ? 1
+               : 0;
   }
 
   // Called while another connection holds the lock; `count` restarts at 0 for every new lock

@@ -45,6 +45,11 @@ struct connection_options {
   /// How long a statement waits for a lock held by another connection before failing with
   /// errc::busy; 0 fails at once. The wait is cancellable through `cancel()`. Must not be negative.
   std::chrono::milliseconds busy_timeout{5000};
+  /// Client-side bound on each statement (BEGIN and COMMIT included), lock waits too; 0 = off
+  /// (the default). At the deadline the statement is interrupted (sqlite3_interrupt) and the call
+  /// throws errc::timeout (a COMMIT: errc::outcome_unknown); the connection stays usable. An
+  /// ambient deadline (`deadline_scope`) that ends earlier wins. Must not be negative.
+  std::chrono::milliseconds statement_deadline{0};
   /// Open read-only (SQLITE_OPEN_READONLY); writes then fail with errc::query_failed. Also set
   /// by "?mode=ro" in a sqlite: URL. Implies `create = false`.
   bool read_only = false;
@@ -78,6 +83,9 @@ inline connection_options validate(connection_options o) {
   }
   if (o.busy_timeout.count() < 0) {
     throw std::invalid_argument("sqlite::connection_options: busy_timeout must not be negative");
+  }
+  if (o.statement_deadline.count() < 0) {
+    throw std::invalid_argument("sqlite::connection_options: statement_deadline must not be negative");
   }
   if (o.journal_mode && !valid_journal_mode(*o.journal_mode)) {
     throw std::invalid_argument(
