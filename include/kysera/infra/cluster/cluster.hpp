@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../database.hpp"
+#include "../deadline.hpp"
 #include "../error.hpp"
 #include "../logger.hpp"
 #include "../pool/connection_pool.hpp"
@@ -350,6 +351,9 @@ class cluster {
     h.last_error = before.last_error;
     h.probes = before.probes + 1;
     try {
+      // One deadline for the whole probe, connect and statements included: a host that stops
+      // answering mid-probe (SIGSTOP, a dead link) is cut there, not after TCP gives up.
+      const infra::deadline_scope bounded(options_.probe_timeout);
       auto& conn = probes_[i];
       if (!conn) conn = probe_factory_(urls_[i]);
       if (!conn) throw database_error(errc::backend_error, "cluster: the probe factory returned null", "cluster");

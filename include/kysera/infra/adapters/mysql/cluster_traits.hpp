@@ -30,6 +30,7 @@ struct cluster_traits<infra::mysql::connection> {
     o.connect_timeout = timeout;
     o.read_timeout = timeout;
     o.write_timeout = timeout;
+    o.statement_deadline = timeout;  // cancel and cut at the deadline, not at the read timeout
     return std::make_unique<infra::mysql::connection>(url, o);
   }
 

@@ -38,6 +38,7 @@ struct cluster_traits<infra::postgres::connection> {
     infra::postgres::connection_options o;
     o.connect_timeout = timeout;
     o.statement_timeout = timeout;
+    o.statement_deadline = timeout;  // client-side too: a frozen server cannot enforce its own
     o.application_name = "kysera-infra-cluster";
     return std::make_unique<infra::postgres::connection>(url, o);
   }
