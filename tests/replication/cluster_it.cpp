@@ -223,6 +223,26 @@ TEST_CASE("cluster over postgres: a frozen replica is found down by a bounded pr
   CHECK(eventually([&] { return c.state()->hosts[1].role == cl::host_role::replica; }, 30s, 20ms));
 }
 
+TEST_CASE("cluster over postgres from one multi-host connection string", "[replication][cluster][postgres]") {
+  // "postgres://user:pw@127.0.0.1:P/db" -> "127.0.0.1:P"
+  const auto authority = [](const std::string& url) {
+    const auto at = url.find('@');
+    return url.substr(at + 1, url.find('/', at) - at - 1);
+  };
+  const std::string primary = servers::postgres_url(), replica = servers::postgres_replica_url();
+  const std::string both = "postgresql://postgres:" + servers::postgres_password() + "@" + authority(replica) + "," +
+                           authority(primary) + "/postgres?target_session_attrs=read-write";
+  const auto hosts = infra::postgres::split_hosts(both);
+  REQUIRE(hosts.size() == 2);
+  pg_cluster c(hosts, test_options());
+  const auto s = c.state();
+  CHECK(s->primary == 1u);
+  CHECK(s->hosts[0].role == cl::host_role::replica);  // target_session_attrs did not refuse it
+  CHECK(s->hosts[0].name.find(servers::postgres_password()) == std::string::npos);
+  CHECK(s->hosts[1].name == "postgres://postgres@" + authority(primary) + "/postgres");
+  c.execute("SELECT 1");
+}
+
 TEST_CASE("cluster over postgres follows a failover", "[replication][cluster][postgres][failover]") {
   const std::string primary_url = servers::postgres_url(), replica_url = servers::postgres_replica_url();
   auto o = test_options();

@@ -120,7 +120,7 @@ class cluster {
     logger_ = options_.logger ? options_.logger : &infra::default_logger();
     auto initial = std::make_shared<cluster_state>();
     for (std::size_t i = 0; i < urls_.size(); ++i) {
-      initial->hosts.push_back(host_state{.name = detail::display_name(urls_[i])});
+      initial->hosts.push_back(host_state{.name = host_name(urls_[i])});
       pools_.push_back(std::make_unique<pool_type>(
           [factory, url = urls_[i]] { return factory(url); }, options_.pool));
       probes_.emplace_back();
@@ -520,6 +520,19 @@ class cluster {
   std::vector<host_role> last_roles_;                // roles of the last round, for change reports
 
   static constexpr std::size_t no_host = static_cast<std::size_t>(-1);
+
+  /// The host's name in the state and in logs: the backend's own description of the connection
+  /// string where its traits have one (it never carries a password), else the string masked.
+  static std::string host_name(const std::string& url) {
+    if constexpr (requires { { cluster_traits<Connection>::describe(url) } -> std::convertible_to<std::string>; }) {
+      try {
+        return cluster_traits<Connection>::describe(url);
+      } catch (const std::exception&) {
+        // A string the backend cannot read fails at the first connect, with its own message.
+      }
+    }
+    return detail::display_name(url);
+  }
 
   /// Makes `next` the snapshot. Caller holds `state_mutex_`.
   void publish_locked(std::shared_ptr<const cluster_state> next) {

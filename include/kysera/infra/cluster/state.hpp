@@ -34,7 +34,9 @@ constexpr std::string_view to_string(host_role role) noexcept {
 
 /// A value type: one host as the cluster last saw it.
 struct host_state {
-  /// The host's connection string with its password replaced by "***"; safe to log.
+  /// The host's name, safe to log: the backend's description of its connection string (our
+  /// adapters: `postgres://app@db1:5432/app`, no password), else the string with its password
+  /// replaced by "***".
   std::string name{};
   host_role role = host_role::unknown;
   /// Replicas only: how far behind the primary it is (0 when it has replayed all it received);

@@ -34,6 +34,10 @@ struct probe_result {
 ///         // the host's role and lag, in as few round trips as the backend allows; throws on failure
 ///     static bool not_writable(const database_error& e) noexcept;
 ///         // the error says the host no longer takes writes (read-only, shutting down)
+/// and optionally
+///     static std::string describe(const std::string& url);
+///         // the host's name in the state and logs, without a password (else the string with
+///         // its password masked)
 template <class Connection>
 struct cluster_traits;
 

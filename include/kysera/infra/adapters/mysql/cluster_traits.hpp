@@ -19,6 +19,13 @@ namespace kysera::infra::cluster {
 /// SLAVE MONITOR (MariaDB 10.5+) or REPLICATION CLIENT to read the replica status.
 template <>
 struct cluster_traits<infra::mysql::connection> {
+  /// What the cluster's state and logs call the host: the URL without its password and
+  /// parameters (`mysql://app@db1:3306/app`).
+  static std::string describe(const std::string& url) {
+    infra::mysql::connection_options ignored;
+    return infra::mysql::detail::describe(infra::mysql::detail::parse_mysql_url(url, ignored));
+  }
+
   static std::unique_ptr<infra::mysql::connection> open(const std::string& url) {
     return std::make_unique<infra::mysql::connection>(url);
   }

@@ -4,15 +4,63 @@
 /// `pg_is_in_recovery()` and `transaction_read_only`, lag from the replay timestamp, 0 when the
 /// replica has replayed all it received) and which errors mean "no longer writable".
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../../cluster/traits.hpp"
 #include "connection.hpp"
+
+namespace kysera::infra::postgres {
+
+/// One connection string per host of a multi-host PostgreSQL connection string, for a `cluster`:
+/// `postgresql://app:pw@db1:5432,db2:5433/app` or `host=db1,db2 port=5432,5433 dbname=app`
+/// (libpq's two spellings) give two keyword/value strings, each with one host (and its port or
+/// the one port for all, and its `hostaddr`) and every other setting of the original, except
+/// `target_session_attrs` and `load_balance_hosts`: those choose among hosts, which the cluster
+/// does itself (a `read-write` one would make every replica's pool fail). A single-host string
+/// comes back as it is. Throws `database_error(errc::invalid_url)`, as the connection would, for
+/// what libpq rejects and when the host, hostaddr and port lists differ in length (one port may
+/// serve every host); the message never quotes the string.
+///
+///     kysera::infra::cluster::cluster<kysera::infra::postgres::connection> db(
+///         kysera::infra::postgres::split_hosts("postgresql://app:pw@db1,db2/app"));
+inline std::vector<std::string> split_hosts(std::string_view connection_string) {
+  const detail::conninfo c = detail::parse_connection_string(connection_string);
+  const auto hosts = detail::split_list(c.value("host"));
+  const auto addrs = detail::split_list(c.value("hostaddr"));
+  const auto ports = detail::split_list(c.value("port"));
+  const std::size_t n = std::max(hosts.size(), addrs.size());
+  if (n <= 1 && ports.size() <= 1) return {std::string(connection_string)};
+  const auto fits = [n](std::size_t size, bool one_for_all) { return size == 0 || size == n || (one_for_all && size == 1); };
+  if (!fits(hosts.size(), false) || !fits(addrs.size(), false) || !fits(ports.size(), true)) {
+    detail::invalid_connection_string(std::to_string(hosts.size()) + " hosts, " + std::to_string(addrs.size()) +
+                                      " host addresses and " + std::to_string(ports.size()) +
+                                      " ports (the lists must be as long as each other; one port may serve every host)");
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string one;
+    for (const auto& [key, value] : c.params) {
+      std::string_view v = value;
+      if (key == "target_session_attrs" || key == "load_balance_hosts") continue;
+      if (key == "host") v = hosts[i];
+      if (key == "hostaddr") v = addrs[i];
+      if (key == "port") v = ports.size() == 1 ? ports[0] : ports[i];
+      if (!one.empty()) one.push_back(' ');
+      one += key + "=" + detail::quote_conninfo_value(v);
+    }
+    out.push_back(std::move(one));
+  }
+  return out;
+}
+
+}  // namespace kysera::infra::postgres
 
 namespace kysera::infra::cluster {
 
@@ -27,6 +75,12 @@ struct cluster_traits<infra::postgres::connection> {
       "CASE WHEN NOT pg_is_in_recovery() THEN 0 "
       "WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
       "ELSE floor(extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000) END";
+
+  /// What the cluster's state and logs call the host: the connection string as a URI without its
+  /// password (`postgres://app@db1:5432/app`).
+  static std::string describe(const std::string& url) {
+    return infra::postgres::detail::describe(infra::postgres::detail::parse_connection_string(url));
+  }
 
   static std::unique_ptr<infra::postgres::connection> open(const std::string& url) {
     return std::make_unique<infra::postgres::connection>(url);
