@@ -320,7 +320,9 @@ class basic_connection {
     std::condition_variable cv;
     bool done = false;
     std::optional<Session> session;
-    std::exception_ptr error;
+    // The connect's error as a copy, not an exception_ptr: an exception_ptr's count lives in the
+    // (uninstrumented) runtime, so ThreadSanitizer cannot see the two threads ordered by it.
+    std::optional<database_error> error;
   };
 
   void reconnect_until_locked(std::chrono::steady_clock::time_point deadline) {
@@ -336,16 +338,23 @@ class basic_connection {
       try {
         driver().start_detached([state, open = driver().session_opener()]() mutable noexcept {
           std::optional<session_type> session;
-          std::exception_ptr failure;
+          std::optional<database_error> failure;
           try {
-            session.emplace(open());
+            try {
+              session.emplace(open());
+            } catch (const database_error& e) {
+              failure.emplace(e);
+            } catch (const std::exception& e) {
+              failure.emplace(errc::backend_error, e.what(), std::string(Driver::backend_name));
+            }
           } catch (...) {
-            failure = std::current_exception();
+            // Out of memory copying the error, or a non-std exception: neither session nor error
+            // is left, which the caller reports.
           }
           {
             std::lock_guard lock(state->mutex);
             state->session = std::move(session);
-            state->error = failure;
+            state->error = std::move(failure);
             state->done = true;
           }
           state->cv.notify_all();
@@ -365,7 +374,11 @@ class basic_connection {
       }
     }
     pending_open_.reset();
-    if (state->error) std::rethrow_exception(state->error);
+    if (state->error) throw database_error(*state->error);
+    if (!state->session) {
+      throw database_error(errc::backend_error, std::string(Driver::backend_name) + ": opening a new session failed",
+                           std::string(Driver::backend_name));
+    }
     driver().adopt_session_locked(std::move(*state->session));
   }
 
