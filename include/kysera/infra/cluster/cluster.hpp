@@ -30,6 +30,7 @@
 #include "../logger.hpp"
 #include "../pool/connection_pool.hpp"
 #include "detail/names.hpp"
+#include "detail/routing.hpp"
 #include "options.hpp"
 #include "state.hpp"
 #include "traits.hpp"
@@ -120,7 +121,7 @@ class cluster {
     logger_ = options_.logger ? options_.logger : &infra::default_logger();
     auto initial = std::make_shared<cluster_state>();
     for (std::size_t i = 0; i < urls_.size(); ++i) {
-      initial->hosts.push_back(host_state{.name = host_name(urls_[i])});
+      initial->hosts.push_back(host_state{.name = detail::host_name<Connection>(urls_[i])});
       pools_.push_back(std::make_unique<pool_type>(
           [factory, url = urls_[i]] { return factory(url); }, options_.pool));
       probes_.emplace_back();
@@ -146,7 +147,7 @@ class cluster {
   lease primary() {
     // The primary's index is mirrored in an atomic, so routing to it touches no shared line.
     const std::size_t h = primary_.load(std::memory_order_acquire);
-    if (h == no_host) throw no_primary(*state());
+    if (h == no_host) throw detail::no_primary(*state());
     try {
       return lease(pools_[h]->acquire(), h);
     } catch (const database_error& e) {
@@ -165,7 +166,7 @@ class cluster {
     std::optional<database_error> last;
     if (auto l = try_replicas(last)) return std::move(*l);
     if (last) throw *last;
-    throw database_error(errc::connection_refused, "cluster: no usable replica (" + summary(*state()) + ")",
+    throw database_error(errc::connection_refused, "cluster: no usable replica (" + detail::summary(*state()) + ")",
                          "cluster");
   }
 
@@ -413,43 +414,14 @@ class cluster {
     return h.replication_lag && *h.replication_lag <= options_.max_replication_lag;
   }
 
-  /// The usable replicas of `s` in preference order: nearest first for `nearest` (ties keep
-  /// host order), host order for round robin (the caller rotates).
-  std::vector<std::size_t> replica_candidates(const cluster_state& s) const {
-    std::vector<std::size_t> order;
-    for (std::size_t i = 0; i < s.hosts.size(); ++i)
-      if (s.hosts[i].eligible_replica && !s.hosts[i].suspect) order.push_back(i);
-    if (order.size() >= 2 && options_.selection == replica_selection::nearest) {
-      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return s.hosts[a].round_trip.value_or(std::chrono::microseconds::max()) <
-               s.hosts[b].round_trip.value_or(std::chrono::microseconds::max());
-      });
-    }
-    return order;
-  }
-
-  /// `replica_candidates` packed into one word for routing without the snapshot: byte 0 the
-  /// count, bytes 1-7 the host indices; `route_overflow` when it does not fit (more than 7
-  /// candidates, or an index above 254), and routing then reads the snapshot.
-  static constexpr std::uint64_t route_overflow = 0xFF;
-  static std::uint64_t pack_route(const std::vector<std::size_t>& order) noexcept {
-    if (order.size() > 7) return route_overflow;
-    std::uint64_t packed = order.size();
-    for (std::size_t k = 0; k < order.size(); ++k) {
-      if (order[k] > 254) return route_overflow;
-      packed |= static_cast<std::uint64_t>(order[k]) << (8 * (k + 1));
-    }
-    return packed;
-  }
-
   // A lease from the first usable replica in routing order; empty when none is usable or none
   // could connect (`last` then holds the last connection error). Other errors are thrown.
   std::optional<lease> try_replicas(std::optional<database_error>& last) {
     const std::uint64_t route = route_.load(std::memory_order_acquire);
     std::vector<std::size_t> order;  // only when the route did not fit in the word
     std::size_t count = route & 0xFF;
-    if (route == route_overflow) {
-      order = replica_candidates(*state());
+    if (route == detail::route_overflow) {
+      order = detail::replica_candidates(*state(), options_.selection);
       count = order.size();
     }
     if (count == 0) return std::nullopt;
@@ -480,21 +452,6 @@ class cluster {
     }
   }
 
-  static std::string summary(const cluster_state& s) {
-    std::string out;
-    for (const auto& h : s.hosts) {
-      if (!out.empty()) out += "; ";
-      out += h.name + " " + std::string(to_string(h.role));
-      if (h.suspect) out += " (suspect)";
-      if (h.role == host_role::replica && !h.eligible_replica) out += " (lagging)";
-    }
-    return out;
-  }
-
-  static database_error no_primary(const cluster_state& s) {
-    return database_error(errc::connection_refused, "cluster: no primary (" + summary(s) + ")", "cluster");
-  }
-
   void announce(const role_change& c, const cluster_state& s) noexcept {
     std::string text = "cluster: " + c.name + " is now " + std::string(to_string(c.to)) + " (was " +
                        std::string(to_string(c.from)) + ")";
@@ -521,23 +478,10 @@ class cluster {
 
   static constexpr std::size_t no_host = static_cast<std::size_t>(-1);
 
-  /// The host's name in the state and in logs: the backend's own description of the connection
-  /// string where its traits have one (it never carries a password), else the string masked.
-  static std::string host_name(const std::string& url) {
-    if constexpr (requires { { cluster_traits<Connection>::describe(url) } -> std::convertible_to<std::string>; }) {
-      try {
-        return cluster_traits<Connection>::describe(url);
-      } catch (const std::exception&) {
-        // A string the backend cannot read fails at the first connect, with its own message.
-      }
-    }
-    return detail::display_name(url);
-  }
-
   /// Makes `next` the snapshot. Caller holds `state_mutex_`.
   void publish_locked(std::shared_ptr<const cluster_state> next) {
     primary_.store(next->primary ? *next->primary : no_host, std::memory_order_release);
-    route_.store(pack_route(replica_candidates(*next)), std::memory_order_release);
+    route_.store(detail::pack_route(detail::replica_candidates(*next, options_.selection)), std::memory_order_release);
     state_ = std::move(next);
   }
 

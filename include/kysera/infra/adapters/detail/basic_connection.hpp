@@ -313,18 +313,6 @@ class basic_connection {
   static constexpr bool has_socket_hook() { return requires(Driver& d) { d.socket_locked(); }; }
   static constexpr bool has_session_opener() { return requires(const Driver& d) { d.session_opener(); }; }
 
-  // A session being opened on a helper thread (the state is shared with it).
-  template <class Session>
-  struct pending_open {
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool done = false;
-    std::optional<Session> session;
-    // The connect's error as a copy, not an exception_ptr: an exception_ptr's count lives in the
-    // (uninstrumented) runtime, so ThreadSanitizer cannot see the two threads ordered by it.
-    std::optional<database_error> error;
-  };
-
   void reconnect_until_locked(std::chrono::steady_clock::time_point deadline) {
     using opener_type = decltype(std::declval<const Driver&>().session_opener());
     using session_type = std::invoke_result_t<opener_type&>;
@@ -337,27 +325,7 @@ class basic_connection {
       state = std::make_shared<state_type>();
       try {
         driver().start_detached([state, open = driver().session_opener()]() mutable noexcept {
-          std::optional<session_type> session;
-          std::optional<database_error> failure;
-          try {
-            try {
-              session.emplace(open());
-            } catch (const database_error& e) {
-              failure.emplace(e);
-            } catch (const std::exception& e) {
-              failure.emplace(errc::backend_error, e.what(), std::string(Driver::backend_name));
-            }
-          } catch (...) {
-            // Out of memory copying the error, or a non-std exception: neither session nor error
-            // is left, which the caller reports.
-          }
-          {
-            std::lock_guard lock(state->mutex);
-            state->session = std::move(session);
-            state->error = std::move(failure);
-            state->done = true;
-          }
-          state->cv.notify_all();
+          state->run(open, Driver::backend_name);
         });
       } catch (...) {
         driver().reconnect_locked();  // no helper thread: connect here, bounded by connect_timeout

@@ -1,13 +1,21 @@
 #pragma once
 /// \file
-/// The two small pieces of state the adapter skeleton (`basic_connection`) shares with threads
-/// other than the caller's: `statement_marker` (is a statement of ours running; a cancel request
-/// for it) and `helper_slot` (at most one detached helper thread per connection).
+/// The small pieces of state the adapter skeleton (`basic_connection`) shares with threads other
+/// than the caller's: `statement_marker` (is a statement of ours running; a cancel request for
+/// it), `helper_slot` (at most one detached helper thread per connection) and `pending_open` (a
+/// session being opened on a helper thread).
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "../../error.hpp"
 
 namespace kysera::infra::adapters::detail {
 
@@ -75,6 +83,45 @@ struct helper_slot {
   /// True when the caller may start a helper; it must call `release()` when the helper ends.
   bool claim() noexcept { return !busy.exchange(true); }
   void release() noexcept { busy.store(false); }
+};
+
+/// Thread-safe (its mutex). A session being opened on a helper thread, shared between that
+/// thread (`run`) and the caller, who waits for `done`.
+template <class Session>
+struct pending_open {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;             // guarded by mutex
+  std::optional<Session> session;  // guarded by mutex
+  // The connect's error as a copy, not an exception_ptr: an exception_ptr's count lives in the
+  // (uninstrumented) runtime, so ThreadSanitizer cannot see the two threads ordered by it.
+  std::optional<database_error> error;  // guarded by mutex
+
+  /// On the helper thread: `open()`, then hands over the session or the error and wakes the
+  /// caller. Neither is left only when copying the error ran out of memory or `open` threw a
+  /// non-std exception; the caller reports that.
+  template <class Open>
+  void run(Open& open, std::string_view backend) noexcept {
+    std::optional<Session> opened;
+    std::optional<database_error> failure;
+    try {
+      try {
+        opened.emplace(open());
+      } catch (const database_error& e) {
+        failure.emplace(e);
+      } catch (const std::exception& e) {
+        failure.emplace(errc::backend_error, e.what(), std::string(backend));
+      }
+    } catch (...) {
+    }
+    {
+      std::lock_guard lock(mutex);
+      session = std::move(opened);
+      error = std::move(failure);
+      done = true;
+    }
+    cv.notify_all();
+  }
 };
 
 }  // namespace kysera::infra::adapters::detail

@@ -490,44 +490,8 @@ class pool_core : public pool_base {
     return true;
   }
 
-  // Under the lock. Queued callers, grants and slow-path transitions are frozen by the lock; the
-  // gate bit sends new fast-path acquires to the (locked) slow path, so after at most one
-  // in-flight change per thread two successive reads of every slot agree: that state existed at
-  // one instant, and it is what we count.
-  pool_metrics metrics_locked() const noexcept {
-    flags_.fetch_or(gate_bit, std::memory_order_seq_cst);
-    std::uint64_t* a = scratch_.get();
-    std::uint64_t* b = a + size_;
-    for (std::size_t i = 0; i < size_; ++i) a[i] = slots_[i].state.load(std::memory_order_seq_cst);
-    for (;;) {
-      bool same = true;
-      for (std::size_t i = 0; i < size_; ++i) {
-        b[i] = slots_[i].state.load(std::memory_order_seq_cst);
-        same = same && b[i] == a[i];
-      }
-      if (same) break;
-      std::swap(a, b);
-    }
-    flags_.fetch_and(~gate_bit, std::memory_order_seq_cst);
-    pool_metrics m;
-    for (std::size_t i = 0; i < size_; ++i) {
-      switch (tag_of(b[i])) {
-        case slot_tag::idle:
-        case slot_tag::reserved:
-          ++m.idle;
-          break;
-        case slot_tag::in_use:
-          ++m.active;
-          break;
-        default:
-          break;
-      }
-    }
-    m.total = m.idle + m.active;
-    m.waiting = queue_.size();
-    m.max = size_;
-    return m;
-  }
+  // An exact snapshot, under the lock (slow_paths.hpp says how).
+  pool_metrics metrics_locked() const noexcept;
 
   const std::unique_ptr<slot_type[]> slots_;
   const std::unique_ptr<seen_idle<Clock>[]> seen_;  // under maintain_mutex_

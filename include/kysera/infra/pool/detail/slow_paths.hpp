@@ -96,6 +96,46 @@ auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool thro
 }
 
 // `s` is reserved (creating) for the caller. Opens a connection into it and leases it.
+// Under the lock. Queued callers, grants and slow-path transitions are frozen by the lock; the
+// gate bit sends new fast-path acquires to the (locked) slow path, so after at most one
+// in-flight change per thread two successive reads of every slot agree: that state existed at
+// one instant, and it is what we count.
+template <class Clock>
+pool_metrics pool_core<Clock>::metrics_locked() const noexcept {
+  flags_.fetch_or(gate_bit, std::memory_order_seq_cst);
+  std::uint64_t* a = scratch_.get();
+  std::uint64_t* b = a + size_;
+  for (std::size_t i = 0; i < size_; ++i) a[i] = slots_[i].state.load(std::memory_order_seq_cst);
+  for (;;) {
+    bool same = true;
+    for (std::size_t i = 0; i < size_; ++i) {
+      b[i] = slots_[i].state.load(std::memory_order_seq_cst);
+      same = same && b[i] == a[i];
+    }
+    if (same) break;
+    std::swap(a, b);
+  }
+  flags_.fetch_and(~gate_bit, std::memory_order_seq_cst);
+  pool_metrics m;
+  for (std::size_t i = 0; i < size_; ++i) {
+    switch (tag_of(b[i])) {
+      case slot_tag::idle:
+      case slot_tag::reserved:
+        ++m.idle;
+        break;
+      case slot_tag::in_use:
+        ++m.active;
+        break;
+      default:
+        break;
+    }
+  }
+  m.total = m.idle + m.active;
+  m.waiting = queue_.size();
+  m.max = size_;
+  return m;
+}
+
 template <class Clock>
 auto pool_core<Clock>::create_into(slot_type& s) -> slot_type* {
   void* c = nullptr;
