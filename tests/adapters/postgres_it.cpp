@@ -1,6 +1,7 @@
 // PostgreSQL adapter against the real test server (tests/support/servers.sh): results, error
 // translation of real failures, reconnects, transactions, cancel and thread safety.
 #include "support/catch.hpp"
+#include "support/error_of.hpp"
 
 // Only in builds that have the PostgreSQL adapter (kysera::infra-postgres linked).
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
@@ -24,26 +25,13 @@
 #include "support/servers.hpp"
 
 namespace infra = kysera::infra;
+using kysera::test::error_of;
 namespace servers = kysera::test::servers;
 using backend = postgres_backend;
 using pg_connection = kysera::infra::postgres::connection;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// The database_error `fn` throws; fails the test when it throws nothing or something else.
-template <class Fn>
-infra::database_error error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const infra::database_error& e) {
-    return e;
-  } catch (const std::exception& e) {
-    FAIL("expected a database_error, got: " << e.what());
-  }
-  FAIL("expected a database_error, nothing was thrown");
-  throw std::logic_error("unreachable");
-}
 
 /// The outcome of a call made on a helper thread (Catch2 assertions stay on the main thread).
 struct outcome {

@@ -3,6 +3,7 @@
 // ping advances it by the node's round trip, so RTTs are exact). Discovery runs by hand
 // (discovery_interval 0) except in the tests of the discovery thread itself.
 #include "support/catch.hpp"
+#include "support/error_of.hpp"
 #include "support/eventually.hpp"
 #include "support/manual_clock.hpp"
 
@@ -20,6 +21,7 @@
 #include <vector>
 
 namespace infra = kysera::infra;
+using kysera::test::error_of;
 namespace cl = kysera::infra::cluster;
 using kysera::test::eventually;
 using kysera::test::manual_clock;
@@ -132,17 +134,6 @@ cl::cluster_options manual(cl::cluster_options o = {}) {
   o.pool.housekeeping_interval = 0ms;
   o.pool.acquire_timeout = 1s;
   return o;
-}
-
-template <class Fn>
-infra::database_error error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const infra::database_error& e) {
-    return e;
-  }
-  FAIL("expected a database_error");
-  throw std::logic_error("unreachable");
 }
 
 }  // namespace

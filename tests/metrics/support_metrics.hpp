@@ -3,6 +3,7 @@
 // instrumented database and histograms, registered in one registry, some with names full of
 // quotes, backslashes and newlines. Not thread-safe; one per test.
 
+#include <kysera/infra/cluster/state.hpp>
 #include <kysera/infra/health.hpp>
 #include <kysera/infra/metrics.hpp>
 #include <kysera/infra/pool.hpp>
@@ -39,6 +40,12 @@ inline std::unique_ptr<fake_pool> make_pool(std::size_t max, std::size_t min_idl
                                      quiet_pool(max, min_idle, timings));
 }
 
+/// Stands in for a cluster: the registry reads only its state() snapshot.
+struct cluster_snapshot {
+  std::shared_ptr<const infra::cluster::cluster_state> snapshot;
+  std::shared_ptr<const infra::cluster::cluster_state> state() const { return snapshot; }
+};
+
 /// Everything the exporter can show, with activity recorded so no series is trivially zero.
 struct scene {
   km::registry reg;
@@ -51,6 +58,7 @@ struct scene {
   fake_database queried_db;
   fake_database debugged_db;
   std::optional<infra::health::debug_database<fake_database>> debugged;
+  cluster_snapshot cluster;
   km::histogram user_histogram{0.5, 1.0};
   std::vector<km::registration> handles;  // declared last: deregistered first
 
@@ -126,6 +134,18 @@ struct scene {
     } catch (...) {
     }
     handles.push_back(reg.add_debug_database(nasty, *debugged));
+
+    {
+      auto s = std::make_shared<infra::cluster::cluster_state>();
+      using namespace std::chrono_literals;
+      s->hosts.push_back({.name = "postgres://app@db1:5432/app", .role = infra::cluster::host_role::primary,
+                          .replication_lag = 0ms, .round_trip = 800us});
+      s->hosts.push_back({.name = nasty, .role = infra::cluster::host_role::replica, .replication_lag = 1500ms,
+                          .round_trip = 2ms});
+      s->primary = 0;
+      cluster.snapshot = std::move(s);
+    }
+    handles.push_back(reg.add_cluster(nasty, cluster));
 
     user_histogram.record(0.75);
     user_histogram.record(3.0);

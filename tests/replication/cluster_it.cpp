@@ -7,6 +7,7 @@
 // when an assertion fails, so the tests after them (ctest runs them in any order) find the
 // fixture's roles again. Each failover test checks at its start the roles it finds.
 #include "support/catch.hpp"
+#include "support/error_of.hpp"
 #include "support/eventually.hpp"
 #include "support/servers.hpp"
 
@@ -23,25 +24,13 @@
 #include <vector>
 
 namespace infra = kysera::infra;
+using kysera::test::error_of;
 namespace cl = kysera::infra::cluster;
 namespace servers = kysera::test::servers;
 using kysera::test::eventually;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <class Fn>
-infra::database_error error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const infra::database_error& e) {
-    return e;
-  } catch (const std::exception& e) {
-    FAIL("expected a database_error, got: " << e.what());
-  }
-  FAIL("expected a database_error, nothing was thrown");
-  throw std::logic_error("unreachable");
-}
 
 cl::cluster_options test_options() {
   cl::cluster_options o;

@@ -4,6 +4,7 @@
 // its primary, reports itself as a replica, and refuses writes with the error a read-only host
 // gives. (ctest may run test cases in any order, so none of them promotes a replica.)
 #include "support/catch.hpp"
+#include "support/error_of.hpp"
 #include "support/eventually.hpp"
 #include "support/servers.hpp"
 
@@ -13,26 +14,10 @@
 #include <string>
 
 namespace infra = kysera::infra;
+using kysera::test::error_of;
 namespace servers = kysera::test::servers;
 using kysera::test::eventually;
 using namespace std::chrono_literals;
-
-namespace {
-
-template <class Fn>
-infra::database_error error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const infra::database_error& e) {
-    return e;
-  } catch (const std::exception& e) {
-    FAIL("expected a database_error, got: " << e.what());
-  }
-  FAIL("expected a database_error, nothing was thrown");
-  throw std::logic_error("unreachable");
-}
-
-}  // namespace
 
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
 namespace {
