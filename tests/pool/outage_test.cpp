@@ -9,6 +9,7 @@
 
 #include "pool/support_pool.hpp"
 
+#include <kysera/infra/deadline.hpp>
 #include <kysera/infra/pool.hpp>
 
 #include <algorithm>
@@ -324,6 +325,30 @@ TEST_CASE("past max_waiters queued callers, acquire throws pool_exhausted at onc
   auto s = pool.get_statistics();
   CHECK(s.rejected == 1);
   CHECK(s.timed_out == 0);
+  held.reset();
+  CHECK(waiter.get() == 1);
+}
+
+TEST_CASE("under an ambient deadline a max_waiters rejection is still pool_exhausted, not timeout",
+          "[pool][outage][deadline]") {
+  fixture f;
+  auto o = quiet(1);
+  o.max_waiters = 1;
+  test_pool pool(f.backend->factory(), o);
+  auto held = std::make_optional(pool.acquire());
+  auto waiter = std::async(std::launch::async, [&] { return pool.acquire(1h)->id(); });
+  REQUIRE(eventually([&] { return pool.get_metrics().waiting == 1; }));
+  // The deadline comes before the acquire timeout, so the wait is the deadline's; the queue is
+  // full, so the caller is turned away at once, and must be told so.
+  auto rejected = std::async(std::launch::async, [&] {
+    const infra::deadline_scope scope(30min);
+    return catch_database_error([&] { (void)pool.acquire(1h); });
+  });
+  REQUIRE(rejected.wait_for(20s) == std::future_status::ready);
+  auto e = rejected.get();
+  CHECK(e.code() == infra::errc::pool_exhausted);
+  CHECK(contains(e.what(), "max_waiters 1"));
+  CHECK(pool.get_statistics().rejected == 1);
   held.reset();
   CHECK(waiter.get() == 1);
 }

@@ -378,6 +378,8 @@ class connection_pool : private detail::pool_core<Clock> {
       if (wait < timeout) {
         try {
           return get(wait);
+        } catch (const detail::pool_rejected_error&) {
+          throw;  // max_waiters: the queue was full, not the deadline reached
         } catch (const database_error& e) {
           if (e.condition() != errc::pool_exhausted) throw;
           throw database_error(errc::timeout,

@@ -28,6 +28,13 @@
 
 namespace kysera::infra::pool::detail {
 
+/// The `pool_exhausted` of a `max_waiters` rejection: told apart from a wait that ran out, which
+/// an ambient deadline turns into `timeout`. Callers see a `database_error`.
+class pool_rejected_error : public database_error {
+ public:
+  using database_error::database_error;
+};
+
 /// True for a `database_error` in our category whose code means the session is unusable.
 inline bool is_broken_connection(const std::system_error& e) noexcept {
   return infra::is_infra_error(e.code()) &&

@@ -57,7 +57,7 @@ auto pool_core<Clock>::acquire_slow(std::chrono::milliseconds timeout, bool thro
         counters_.count_rejected();
         auto message = rejected_message(metrics_locked());
         lock.unlock();
-        throw database_error(errc::pool_exhausted, message, "pool");
+        throw pool_rejected_error(errc::pool_exhausted, message, "pool");
       }
       recorder.count();
       if (throttle_.connecting() > 0 && any_empty()) counters_.count_connect_limited();
