@@ -19,6 +19,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "support_interleave.hpp"
 #include "support_servers.hpp"
 
 #include <kysera/infra/health.hpp>
@@ -40,6 +41,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,45 +92,16 @@ struct via_probe_thread {
   void close() {}
 };
 
-/// Alternates the direct statement and the health check call by call, so that the load of a
-/// shared machine hits both alike; reports the median of each and the check's overhead.
+/// Alternates the direct statement and the health check call by call (support_interleave.hpp);
+/// an unhealthy result ends the case with its first error.
 template <class Direct, class Check>
 void interleave(benchmark::State& state, Direct&& direct, Check&& check) {
-  std::vector<double> direct_ns;
-  std::vector<double> check_ns;
-  for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
-    direct();
-    auto t1 = std::chrono::steady_clock::now();
+  kysera::bench::interleave(state, "direct", direct, "check", [&] {
     auto r = check();
-    auto t2 = std::chrono::steady_clock::now();
     if (r.status == health::health_status::unhealthy) {
-      state.SkipWithError(r.errors.empty() ? "unhealthy" : r.errors.front().c_str());
-      break;
+      throw std::runtime_error(r.errors.empty() ? "unhealthy" : r.errors.front());
     }
-    direct_ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
-    check_ns.push_back(std::chrono::duration<double, std::nano>(t2 - t1).count());
-  }
-  if (direct_ns.empty()) return;
-  auto median = [](std::vector<double>& v) {
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  };
-  const double d = median(direct_ns);
-  const double c = median(check_ns);
-  state.counters["direct_us"] = d / 1000.0;
-  state.counters["check_us"] = c / 1000.0;
-  state.counters["overhead_%"] = 100.0 * (c - d) / d;
-  // The 10th percentiles: the intrinsic cost, less disturbed by other load on the machine.
-  auto p10 = [](std::vector<double>& v) {
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 10), v.end());
-    return v[v.size() / 10];
-  };
-  const double d10 = p10(direct_ns);
-  const double c10 = p10(check_ns);
-  state.counters["direct_p10_us"] = d10 / 1000.0;
-  state.counters["check_p10_us"] = c10 / 1000.0;
-  state.counters["overhead_p10_%"] = 100.0 * (c10 - d10) / d10;
+  });
 }
 
 template <class Check>
