@@ -20,11 +20,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <latch>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -66,6 +68,7 @@ struct postgres_side {
         "AND pid <> pg_backend_pid()");
     return r[0][0].as<long>() > 0;
   }
+  static long count(connection& c, const std::string& sql) { return c.execute(sql)[0][0].as<long>(); }
 };
 #endif
 
@@ -91,6 +94,9 @@ struct mysql_side {
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%kysera_deadline_probe%' "
         "AND ID <> CONNECTION_ID()");
     return std::stoll(r.at(0, 0).value()) > 0;
+  }
+  static long count(connection& c, const std::string& sql) {
+    return static_cast<long>(std::stoll(c.execute(sql).at(0, 0).value()));
   }
 };
 #endif
@@ -200,6 +206,42 @@ void cut_commit() {
   db->execute("DROP TABLE " + Side::table());
 }
 
+// A ROLLBACK (fn threw) on a paused server is bounded as a statement is: the application's error
+// comes back within the deadline plus the grace, and the session reopens on the next use.
+template <class Side>
+void cut_rollback() {
+  auto db = Side::open();
+  db->execute("DROP TABLE IF EXISTS " + Side::table());
+  db->execute("CREATE TABLE " + Side::table() + " (x INT)");
+  std::unique_ptr<servers::pause_guard> paused;
+  clock_type::time_point began{};
+  auto outcome = std::async(std::launch::async, [&]() -> std::string {
+    try {
+      db->transaction([&](auto& c) {
+        c.execute("INSERT INTO " + Side::table() + " VALUES (1)");
+        paused = std::make_unique<servers::pause_guard>(Side::server);
+        began = clock_type::now();
+        throw std::runtime_error("the application gives up");
+      });
+      return "no error";
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+  });
+  // Without a bound the ROLLBACK would wait for the server: resume it after a while regardless,
+  // so that the test fails instead of hanging.
+  const bool in_time = outcome.wait_for(deadline + grace + margin + 5s) == std::future_status::ready;
+  const auto took = clock_type::now() - began;
+  paused.reset();
+  const std::string error = outcome.get();
+  CHECK(in_time);
+  CHECK(error == "the application gives up");
+  CHECK(took < deadline + grace + margin);
+  // The session reopens on the next use, and the insert was rolled back.
+  CHECK(infra::with_deadline(5s, [&] { return Side::count(*db, "SELECT count(*) FROM " + Side::table()); }) == 0);
+  db->execute("DROP TABLE " + Side::table());
+}
+
 template <class Side>
 void close_for_cuts_leased() {
   std::mutex mutex;
@@ -265,6 +307,10 @@ TEST_CASE("deadline: a COMMIT cut at its deadline on a paused PostgreSQL is outc
           "[pool][deadline][postgres][integration]") {
   cut_commit<postgres_side>();
 }
+TEST_CASE("deadline: a ROLLBACK on a paused PostgreSQL ends within the deadline, the application's error kept",
+          "[pool][deadline][postgres][integration]") {
+  cut_rollback<postgres_side>();
+}
 #endif
 
 #if defined(KYSERA_INFRA_HAS_MYSQL)
@@ -279,5 +325,9 @@ TEST_CASE("deadline: 8 threads on a pool against a paused MariaDB all time out w
 TEST_CASE("deadline: a COMMIT cut at its deadline on a paused MariaDB is outcome_unknown",
           "[pool][deadline][mysql][integration]") {
   cut_commit<mysql_side>();
+}
+TEST_CASE("deadline: a ROLLBACK on a paused MariaDB ends within the deadline, the application's error kept",
+          "[pool][deadline][mysql][integration]") {
+  cut_rollback<mysql_side>();
 }
 #endif

@@ -317,13 +317,20 @@ class connection : public adapters::detail::basic_connection<connection> {
     guarded_locked(detail::phase::commit, [&] { tx->commit(); });
   }
 
+  // Bounded as a statement is (cancelled at the deadline, the socket shut down after the grace).
+  // A ROLLBACK not done in time, or not sent because the deadline had passed, ends the session
+  // instead: the server rolls back when it goes, and the socket is shut down first so that
+  // libpqxx's own ROLLBACK in the transaction's destructor cannot block either.
   void rollback_locked() noexcept {
     std::unique_ptr<pqxx::work> tx = std::move(tx_);
     if (!tx) return;
     try {
-      statement_scope running(marker());
-      tx->abort();  // libpqxx swallows a failing ROLLBACK on a broken session itself
+      guarded_locked(detail::phase::statement, [&] {
+        tx->abort();  // libpqxx swallows a failing ROLLBACK on a broken session itself
+      });
     } catch (...) {
+      infra::detail::shut_socket_down(&socket_);
+      broken_ = true;
     }
     if (!session_ || !session_->is_open()) broken_ = true;
     tx.reset();
