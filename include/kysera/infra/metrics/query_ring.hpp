@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "../detail/tick_clock.hpp"
 #include "../error.hpp"
 #include "query_sample.hpp"
 
@@ -62,12 +63,43 @@ inline std::size_t utf8_prefix_length(std::string_view sql, std::size_t limit) n
   return n;
 }
 
+/// How the recorder reads `Clock`: a stamp per query end and start, and a raw duration that a
+/// `reader` (made once per read of the ring) turns into milliseconds. Any clock: its own time
+/// points, durations in ms.
+template <class Clock>
+struct query_time {
+  using stamp = typename Clock::time_point;
+  static stamp now() noexcept(noexcept(Clock::now())) { return Clock::now(); }
+  static double raw_duration(stamp start, stamp end) noexcept {
+    return std::chrono::duration<double, std::milli>(end - start).count();
+  }
+  struct reader {
+    double ms(double raw) const noexcept { return raw; }
+    stamp time(stamp s) const noexcept { return s; }
+    stamp at(stamp t) const noexcept { return t; }
+  };
+};
+
+/// steady_clock, the default: `tick_clock` stamps (one TSC read where the kernel's clock is the
+/// TSC), durations in ticks.
+template <>
+struct query_time<std::chrono::steady_clock> {
+  using stamp = infra::detail::tick_clock::stamp;
+  static stamp now() noexcept { return infra::detail::tick_clock::now(); }
+  static double raw_duration(stamp start, stamp end) noexcept {
+    return static_cast<double>(end - start);
+  }
+  using reader = infra::detail::tick_clock::converter;
+};
+
 /// Thread-safe (one mutex, held only to copy an entry in or out). A fixed-size ring of query
-/// entries, stored column-wise so that aggregation reads little memory.
+/// entries, stored column-wise so that aggregation reads little memory. Time as `query_time`.
 template <class Clock>
 class query_ring {
  public:
   using time_point = typename Clock::time_point;
+  using times = query_time<Clock>;
+  using stamp = typename times::stamp;
 
   explicit query_ring(const debug_options& o)
       : capacity_(o.max_metrics),
@@ -77,10 +109,12 @@ class query_ring {
         stamps_(o.max_metrics),
         flags_(o.max_metrics),
         codes_(o.max_metrics),
-        sql_(o.record_sql ? o.max_metrics : 0) {}
+        sql_(o.record_sql ? o.max_metrics : 0) {
+    (void)typename times::reader{};  // the clock's one-time set-up now, not in the first query
+  }
 
-  /// `code`: an `errc` value, 0 for none.
-  void record(std::string_view sql, time_point end, double duration_ms, bool failed, bool transaction = false,
+  /// `duration`: `times::raw_duration`; `code`: an `errc` value, 0 for none.
+  void record(std::string_view sql, stamp end, double duration, bool failed, bool transaction = false,
               std::uint8_t code = 0) noexcept {
     std::size_t keep = 0;
     std::uint8_t flags = static_cast<std::uint8_t>((failed ? flag_failed : 0) | (transaction ? flag_transaction : 0));
@@ -90,7 +124,7 @@ class query_ring {
     }
     std::lock_guard lock(mutex_);
     const std::size_t i = head_;
-    durations_[i] = duration_ms;
+    durations_[i] = duration;
     stamps_[i] = end;
     flags_[i] = flags;
     codes_[i] = code;
@@ -108,13 +142,14 @@ class query_ring {
 
   std::vector<basic_query_metric<Clock>> snapshot() const {
     std::vector<basic_query_metric<Clock>> out;
+    const typename times::reader clock;
     std::lock_guard lock(mutex_);
     out.resize(size_);
     std::size_t i = oldest();
     for (std::size_t k = 0; k < size_; ++k) {
       auto& m = out[k];
-      m.duration = durations_[i];
-      m.timestamp = stamps_[i];
+      m.duration = clock.ms(durations_[i]);
+      m.timestamp = clock.time(stamps_[i]);
       m.failed = (flags_[i] & flag_failed) != 0;
       m.sql_truncated = (flags_[i] & flag_truncated) != 0;
       m.transaction = (flags_[i] & flag_transaction) != 0;
@@ -128,6 +163,8 @@ class query_ring {
   /// The durations of the entries that ended at or after `since`.
   period_durations durations_since(time_point since) const {
     period_durations out;
+    const typename times::reader clock;
+    const stamp from = clock.at(since);
     std::lock_guard lock(mutex_);
     out.statements.ms.resize(size_);  // trimmed below; filled without a capacity check per entry
     double* next = out.statements.ms.data();
@@ -137,14 +174,14 @@ class query_ring {
                                     {0, first + size_ > capacity_ ? first + size_ - capacity_ : 0}};
     for (const auto& run : runs) {
       for (std::size_t i = run[0]; i < run[1]; ++i) {
-        if (stamps_[i] < since) continue;
+        if (stamps_[i] < from) continue;
         const std::uint8_t f = flags_[i];
         if ((f & (flag_failed | flag_transaction)) == 0) [[likely]] {
-          *next++ = durations_[i];
+          *next++ = clock.ms(durations_[i]);
         } else if ((f & flag_transaction) != 0) {
-          out.add(durations_[i], (f & flag_failed) != 0, true, code_of(codes_[i]));
+          out.add(clock.ms(durations_[i]), (f & flag_failed) != 0, true, code_of(codes_[i]));
         } else {
-          *next++ = durations_[i];
+          *next++ = clock.ms(durations_[i]);
           ++out.statements.failed;
           if (auto code = code_of(codes_[i]); code && detail::is_database_wait(*code)) {
             ++out.statements.database_waits;
@@ -159,12 +196,14 @@ class query_ring {
   /// Entries that ended at or after `since`, without their text.
   std::vector<query_sample> samples_since(time_point since) const {
     std::vector<query_sample> out;
+    const typename times::reader clock;
+    const stamp from = clock.at(since);
     std::lock_guard lock(mutex_);
     out.reserve(size_);
     std::size_t i = oldest();
     for (std::size_t k = 0; k < size_; ++k) {
-      if (stamps_[i] >= since) {
-        out.push_back(query_sample{durations_[i], (flags_[i] & flag_failed) != 0,
+      if (stamps_[i] >= from) {
+        out.push_back(query_sample{clock.ms(durations_[i]), (flags_[i] & flag_failed) != 0,
                                    (flags_[i] & flag_transaction) != 0, code_of(codes_[i])});
       }
       i = i + 1 == capacity_ ? 0 : i + 1;
@@ -207,8 +246,8 @@ class query_ring {
   std::size_t head_ = 0;  // next slot to write
   std::size_t size_ = 0;
   std::uint64_t recorded_ = 0;
-  std::vector<double> durations_;
-  std::vector<time_point> stamps_;
+  std::vector<double> durations_;  // times::raw_duration
+  std::vector<stamp> stamps_;
   std::vector<std::uint8_t> flags_;
   std::vector<std::uint8_t> codes_;
   std::vector<std::string> sql_;
@@ -220,13 +259,14 @@ class query_ring {
 /// is needed on the success path.
 template <class Clock>
 class query_timer {
+  using times = query_time<Clock>;
+
  public:
   query_timer(query_ring<Clock>& ring, std::string_view sql, bool transaction = false) noexcept
-      : ring_(ring), sql_(sql), transaction_(transaction), start_(Clock::now()) {}
+      : ring_(ring), sql_(sql), transaction_(transaction), start_(times::now()) {}
   ~query_timer() {
-    const auto end = Clock::now();
-    ring_.record(sql_, end, std::chrono::duration<double, std::milli>(end - start_).count(),
-                 failed_, transaction_, code_);
+    const auto end = times::now();
+    ring_.record(sql_, end, times::raw_duration(start_, end), failed_, transaction_, code_);
   }
   query_timer(const query_timer&) = delete;
   query_timer& operator=(const query_timer&) = delete;
@@ -250,7 +290,7 @@ class query_timer {
   bool transaction_;
   bool failed_ = false;
   std::uint8_t code_ = 0;
-  typename Clock::time_point start_;
+  typename times::stamp start_;
 };
 
 /// Runs `call()` timed by a `query_timer` on `ring`, noting the error it throws.
