@@ -10,7 +10,8 @@
 //  - the check's own cost on a database that answers instantly, on the calling thread (the
 //    database bounds its ping itself) and through the probe thread (it does not);
 //  - with_debug recording overhead per query (target < 100 ns);
-//  - get_metrics over 1,000 and 100,000 entries.
+//  - get_metrics over 1,000 and 100,000 entries, next to its floor (the same statistics computed
+//    on a plain vector of the durations).
 //
 // The server benchmarks need running servers: start them with
 //   KYSERA_TEST_SERVER_DIR=/tmp/x bash tests/support/servers.sh start
@@ -386,6 +387,37 @@ void BM_get_metrics(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_get_metrics)->Arg(1000)->Arg(100000)->Unit(benchmark::kMicrosecond);
+
+// The floor under get_metrics, for comparison in the same run: the same durations copied out of
+// a plain vector, their sum, minimum and maximum, and the two selections for p95 and p99.
+void BM_get_metrics_floor(benchmark::State& state) {
+  instant_database db;
+  health::debug_options o;
+  o.max_metrics = static_cast<std::size_t>(state.range(0));
+  auto dbg = health::with_debug(db, o);
+  for (std::int64_t i = 0; i < state.range(0); ++i) dbg.execute(typical_sql);
+  std::vector<double> durations;
+  for (const auto& m : dbg.query_metrics()) durations.push_back(m.duration);
+  for (auto _ : state) {
+    std::vector<double> ms(durations);
+    double sum = 0.0;
+    double low = ms.front();
+    double high = ms.front();
+    for (double d : ms) {
+      sum += d;
+      low = std::min(low, d);
+      high = std::max(high, d);
+    }
+    const auto n = static_cast<std::ptrdiff_t>(ms.size());
+    const auto i95 = (95 * n + 99) / 100 - 1;
+    const auto i99 = (99 * n + 99) / 100 - 1;
+    std::nth_element(ms.begin(), ms.begin() + i95, ms.end());
+    std::nth_element(ms.begin() + i95 + 1, ms.begin() + i99, ms.end());
+    benchmark::DoNotOptimize(sum + low + high + ms[static_cast<std::size_t>(i95)] + ms[static_cast<std::size_t>(i99)]);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_get_metrics_floor)->Arg(1000)->Arg(100000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -46,6 +46,10 @@ namespace {
 
 constexpr std::size_t pool_size = 8;
 constexpr std::size_t contended_pool_size = 2;  // fewer connections than the 8 threads
+// Fixed, not estimated: a contended pool runs in one of two modes (threads finding a connection
+// idle, a few ns a cycle; or queued waiters, each release a wake-up, microseconds a cycle), and an
+// iteration count estimated in the first mode would run for many minutes in the second.
+constexpr benchmark::IterationCount contended_iterations = 200000;  // per thread
 
 // A connection that does nothing: models kysera::infra::database.
 struct stub_connection {
@@ -137,7 +141,7 @@ void kysera_contended(benchmark::State& state) {
   auto& pool = our_contended_pool();
   acquire_release(state, pool, contended_pool_size);
 }
-BENCHMARK(kysera_contended)->Threads(8)->UseRealTime();
+BENCHMARK(kysera_contended)->Threads(8)->Iterations(contended_iterations)->UseRealTime();
 
 // As kysera_connection_pool and kysera_contended, with every outage option on: compare in one run.
 void kysera_outage_options(benchmark::State& state) {
@@ -150,7 +154,7 @@ void kysera_outage_options_contended(benchmark::State& state) {
   static kysera_pool pool = make_outage_pool(contended_pool_size);
   acquire_release(state, pool, contended_pool_size);
 }
-BENCHMARK(kysera_outage_options_contended)->Threads(8)->UseRealTime();
+BENCHMARK(kysera_outage_options_contended)->Threads(8)->Iterations(contended_iterations)->UseRealTime();
 
 // The price of an exact snapshot (taken by health checks), on an idle pool of 8.
 void kysera_get_metrics(benchmark::State& state) {
@@ -188,7 +192,7 @@ void soci_contended(benchmark::State& state) {
   auto& pool = soci_contended_pool();
   measure(state, [&] { soci_cycle(pool); });
 }
-BENCHMARK(soci_contended)->Threads(8)->UseRealTime();
+BENCHMARK(soci_contended)->Threads(8)->Iterations(contended_iterations)->UseRealTime();
 #endif
 
 #if defined(KYSERA_BENCH_WITH_POCO)
