@@ -9,8 +9,9 @@
 //    so a connection's own `statement_deadline` is not compared there: past the deadline's
 //    computation (one clock read, as the scope's) it takes the same path, and the SQLite cases
 //    compare the two computations.
-//  - SQLite (in memory): no round trip, so separate cases compare: none, the connection's own
-//    `statement_deadline`, and an ambient deadline; read the medians.
+//  - SQLite (in memory): none, the connection's own `statement_deadline`, and an ambient
+//    deadline as separate cases (read the medians), and the two deadlines against none call by
+//    call (`sqlite_pair_*`; read `added_ns`), which stays steadier on a busy machine.
 //
 //   deadline_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
@@ -72,6 +73,30 @@ void sqlite_select(benchmark::State& state, mode m) {
 BENCHMARK_CAPTURE(sqlite_select, no_deadline, mode::none)->ComputeStatistics("p10", p10);
 BENCHMARK_CAPTURE(sqlite_select, statement_deadline, mode::own)->ComputeStatistics("p10", p10);
 BENCHMARK_CAPTURE(sqlite_select, ambient_deadline, mode::ambient)->ComputeStatistics("p10", p10);
+
+// The same comparisons call by call (support_interleave.hpp; read `added_ns`): two in-memory
+// databases, one with a 10 s statement_deadline; and one database, every other call inside a
+// fresh one-hour deadline_scope (the scope's cost included).
+void sqlite_pair_statement_deadline(benchmark::State& state) {
+  infra::sqlite::connection_options o;
+  o.statement_deadline = 10s;
+  infra::sqlite::connection plain(":memory:");
+  infra::sqlite::connection timed(":memory:", o);
+  kysera::bench::interleave(
+      state, "without", [&] { benchmark::DoNotOptimize(plain.execute("SELECT 1")); }, "with",
+      [&] { benchmark::DoNotOptimize(timed.execute("SELECT 1")); });
+}
+BENCHMARK(sqlite_pair_statement_deadline);
+
+void sqlite_pair_ambient_deadline(benchmark::State& state) {
+  infra::sqlite::connection db(":memory:");
+  kysera::bench::interleave(
+      state, "without", [&] { benchmark::DoNotOptimize(db.execute("SELECT 1")); }, "with", [&] {
+        const infra::deadline_scope scope(std::chrono::hours(1));
+        benchmark::DoNotOptimize(db.execute("SELECT 1"));
+      });
+}
+BENCHMARK(sqlite_pair_ambient_deadline);
 #endif
 
 /// `SELECT 1` alternately without a deadline and inside a fresh ambient one, on one session

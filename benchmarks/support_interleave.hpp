@@ -25,7 +25,7 @@ inline double quantile(std::vector<double>& v, double q) {
 /// find the machine warmer than one after a pause, so neither may always go second), and reports, as counters, the median and the
 /// 10th percentile (the intrinsic cost, least disturbed by other load) of each in microseconds,
 /// named `<base_name>_us`, `<base_name>_p10_us` and so on, and `other`'s overhead over `base` in
-/// percent (`overhead_%`, `overhead_p10_%`). An exception from either ends the case with its
+/// percent (`overhead_%`, `overhead_p10_%`) and in nanoseconds (`added_ns`, `added_p10_ns`). An exception from either ends the case with its
 /// message as the benchmark's error.
 template <class Base, class Other>
 void interleave(benchmark::State& state, const std::string& base_name, Base&& base,
@@ -60,6 +60,7 @@ void interleave(benchmark::State& state, const std::string& base_name, Base&& ba
     state.counters[base_name + suffix + "_us"] = b / 1000.0;
     state.counters[other_name + suffix + "_us"] = o / 1000.0;
     state.counters["overhead" + suffix + "_%"] = 100.0 * (o - b) / b;
+    state.counters["added" + suffix + "_ns"] = o - b;
   }
 }
 
