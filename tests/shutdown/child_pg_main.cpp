@@ -1,7 +1,8 @@
 // The helper process of the shutdown integration tests (built as kysera-shutdown-pg-child, not
 // part of test-shutdown-it): a real connection_pool over the PostgreSQL test server with signal
 // handlers registered. `kysera-shutdown-pg-child SCENARIO` prints "mark:ready" and waits for
-// signals; lines are "mark:<event>" and "log:<level>:<message>", as in child_main.cpp.
+// signals; lines are "mark:<event>" and "log:<level>:<message>" (support_child.hpp). The MariaDB
+// counterpart of paused-server is child_mysql_main.cpp.
 //
 //   query-in-flight   a worker leases a connection and runs a 3 s query; SIGTERM must let it
 //                     finish (pool close_for waits for the lease) before the pool closes
@@ -14,9 +15,6 @@
 #include <kysera/infra/pool.hpp>
 #include <kysera/infra/shutdown.hpp>
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -27,40 +25,18 @@
 #include <thread>
 
 #include "support/servers.hpp"
+#include "support_child.hpp"
 
 namespace infra = kysera::infra;
 namespace sd = kysera::infra::shutdown;
 using namespace std::chrono_literals;
 using pg_connection = infra::postgres::connection;
 using pg_pool = infra::pool::connection_pool<pg_connection>;
+using kysera::test::shutdown_child::block_forever;
+using kysera::test::shutdown_child::child_logger;
+using kysera::test::shutdown_child::mark;
 
 namespace {
-
-void say(std::string_view prefix, std::string_view text) {
-  std::string line(prefix);
-  line += text;
-  line += '\n';
-  if (::write(1, line.data(), line.size()) < 0) {
-  }
-}
-
-void mark(std::string_view event) {
-  say("mark:", event);
-}
-
-[[noreturn]] void block_forever() {
-  for (;;) ::pause();
-}
-
-infra::logger& child_logger() {
-  static auto log = infra::make_logger([](infra::log_level level, std::string_view message) {
-    std::string prefix = "log:";
-    prefix += infra::to_string(level);
-    prefix += ':';
-    say(prefix, message);
-  });
-  return log;
-}
 
 pg_pool& the_pool() {
   static pg_pool pool(

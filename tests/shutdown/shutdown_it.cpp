@@ -1,18 +1,18 @@
-// Shutdown with the other modules on a real PostgreSQL server: a query in flight when SIGTERM
-// arrives finishes before the pool closes; a health_monitor and a pool shut down in the
-// documented order (on_shutdown stops the monitor, then the pool closes); is_shutting_down() is
-// what a readiness probe reads.
+// Shutdown with the other modules on real servers: a query in flight when SIGTERM arrives
+// finishes before the pool closes; a health_monitor and a pool shut down in the documented order
+// (on_shutdown stops the monitor, then the pool closes); is_shutting_down() is what a readiness
+// probe reads (PostgreSQL). SIGTERM while the server is paused cuts the leased session at the
+// shutdown deadline (PostgreSQL and MariaDB).
 #include "support/catch.hpp"
 #include "support/eventually.hpp"
 
-// Only in builds that have the PostgreSQL adapter (kysera::infra-postgres linked).
-#if defined(KYSERA_INFRA_HAS_POSTGRES)
+// Each backend's tests only in builds that have its adapter (kysera::infra-postgres,
+// kysera::infra-mysql linked).
+#if defined(KYSERA_INFRA_HAS_POSTGRES) || defined(KYSERA_INFRA_HAS_MYSQL)
 #include "support/servers.hpp"
 #include "support_log.hpp"
 #include "support_process.hpp"
 
-#include <kysera/infra/adapters/postgres.hpp>
-#include <kysera/infra/health.hpp>
 #include <kysera/infra/pool.hpp>
 #include <kysera/infra/shutdown.hpp>
 
@@ -22,24 +22,17 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
-#ifndef KYSERA_SHUTDOWN_PG_CHILD
-#error \
-    "KYSERA_SHUTDOWN_PG_CHILD must name the kysera-shutdown-pg-child executable (tests/shutdown/tests.cmake)"
-#endif
-
 namespace infra = kysera::infra;
 namespace sd = kysera::infra::shutdown;
-namespace health = kysera::infra::health;
 using kysera::test::child_process;
 using kysera::test::log_capture;
 using namespace std::chrono_literals;
-using pg_connection = infra::postgres::connection;
-using pg_pool = infra::pool::connection_pool<pg_connection>;
 
 namespace {
 
@@ -48,6 +41,24 @@ void require_line(child_process& child, std::string_view needle) {
   INFO("waiting for: " << needle << "\nchild output:\n" << child.output());
   REQUIRE(seen);
 }
+
+}  // namespace
+#endif
+
+#if defined(KYSERA_INFRA_HAS_POSTGRES)
+#include <kysera/infra/adapters/postgres.hpp>
+#include <kysera/infra/health.hpp>
+
+#ifndef KYSERA_SHUTDOWN_PG_CHILD
+#error \
+    "KYSERA_SHUTDOWN_PG_CHILD must name the kysera-shutdown-pg-child executable (tests/shutdown/tests.cmake)"
+#endif
+
+namespace health = kysera::infra::health;
+using pg_connection = infra::postgres::connection;
+using pg_pool = infra::pool::connection_pool<pg_connection>;
+
+namespace {
 
 /// Polls (with a deadline) until the server shows the probe statement running in another session.
 bool probe_running_on_server(pg_connection& observer, std::chrono::seconds timeout) {
@@ -237,3 +248,97 @@ TEST_CASE("a controller shuts a monitor and a pool down in order, and readiness 
 }
 
 #endif  // KYSERA_INFRA_HAS_POSTGRES
+
+#if defined(KYSERA_INFRA_HAS_MYSQL)
+#include <kysera/infra/adapters/mysql.hpp>
+
+#ifndef KYSERA_SHUTDOWN_MYSQL_CHILD
+#error \
+    "KYSERA_SHUTDOWN_MYSQL_CHILD must name the kysera-shutdown-mysql-child executable (tests/shutdown/tests.cmake)"
+#endif
+
+using my_connection = infra::mysql::connection;
+
+namespace {
+
+long long my_scalar(my_connection& c, const std::string& sql) {
+  return std::stoll(c.execute(sql).at(0, 0).value());
+}
+
+/// The connection ids of the child's sessions, from its "mark:session:<id>" lines.
+std::vector<std::string> announced_sessions(const std::string& output) {
+  constexpr std::string_view tag = "mark:session:";
+  std::vector<std::string> ids;
+  for (auto at = output.find(tag); at != std::string::npos; at = output.find(tag, at)) {
+    at += tag.size();
+    const auto end = output.find('\n', at);
+    if (end == std::string::npos) break;
+    ids.push_back(output.substr(at, end - at));
+  }
+  return ids;
+}
+
+/// The name the pool logs for a session on the test server: the URL without its password.
+std::string mysql_session_name() {
+  std::string url = kysera::test::servers::mysql_url();
+  const std::string secret = ":" + kysera::test::servers::mysql_password() + "@";
+  const auto at = url.find(secret);
+  if (at != std::string::npos) url.replace(at, secret.size(), "@");
+  return "mysql " + url;
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM while MariaDB is paused cuts the leased session at the deadline and exits with status 1",
+          "[shutdown][mysql][deadline]") {
+  my_connection observer(kysera::test::servers::mysql_url());
+  child_process child({KYSERA_SHUTDOWN_MYSQL_CHILD, "paused-server"});
+  require_line(child, "mark:ready");
+  require_line(child, "mark:leased:");
+  {
+    const bool running = kysera::test::eventually(
+        [&] {
+          return my_scalar(observer,
+                           "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+                           "AND INFO LIKE '%kysera_shutdown_probe%'") > 0;
+        },
+        20s, 20ms);
+    INFO(child.output());
+    REQUIRE(running);
+  }
+  std::optional<child_process::exit_status> status;
+  std::chrono::steady_clock::duration took{};
+  {
+    kysera::test::servers::pause_guard paused("mysql");
+    const auto sent = std::chrono::steady_clock::now();
+    child.send(SIGTERM);
+    status = child.wait_exit(30s);
+    took = std::chrono::steady_clock::now() - sent;
+  }
+  const auto& out = child.output();
+  INFO(out);
+  INFO("exit after SIGTERM: " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  REQUIRE(status.has_value());
+  CHECK(status->exited);
+  CHECK(status->code == 1);
+  CHECK(took < 1s + 2s);  // the 1 s shutdown timeout plus a margin for a loaded machine
+  CHECK(child.count("log:error:Closing pool: cut 1 session(s) still running a statement at the deadline: " +
+                    mysql_session_name() + "\n") == 1);
+  CHECK(child.count("mark:query-done") == 0);
+  CHECK(child.count("Sanitizer") == 0);
+  // Nothing of the child is left on the server once it runs again: none of its sessions, and no
+  // session still running the probe.
+  const auto ids = announced_sessions(out);
+  REQUIRE_FALSE(ids.empty());
+  std::string id_list;
+  for (const auto& id : ids) id_list += (id_list.empty() ? "" : ", ") + id;
+  CHECK(kysera::test::eventually(
+      [&] {
+        return my_scalar(observer,
+                         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND (ID IN (" +
+                             id_list + ") OR INFO LIKE '%kysera_shutdown_probe%')") == 0;
+      },
+      20s, 20ms));
+}
+
+#endif  // KYSERA_INFRA_HAS_MYSQL
