@@ -56,7 +56,7 @@ class tick_clock {
       const auto& a = anchor();
       if (!a.tsc) return;
       const auto [tick, time] = read_pair();
-      const double ticks = static_cast<double>(tick - a.tick);
+      const double ticks = static_cast<double>(static_cast<std::int64_t>(tick - a.tick));
       const double ns = static_cast<double>(std::chrono::nanoseconds(time - a.time).count());
       tsc_ = true;
       anchor_tick_ = a.tick;
@@ -70,7 +70,8 @@ class tick_clock {
     /// The steady_clock time of stamp `s`.
     time_point time(stamp s) const noexcept {
       if (!tsc_) return time_point(std::chrono::nanoseconds(static_cast<std::int64_t>(s)));
-      const double ns = static_cast<double>(s - anchor_tick_) * ns_per_tick_;
+      // Signed: a stamp from a CPU whose counter is a few ticks behind may precede the anchor.
+      const double ns = static_cast<double>(static_cast<std::int64_t>(s - anchor_tick_)) * ns_per_tick_;
       return anchor_time_ + std::chrono::nanoseconds(std::llround(ns));
     }
 

@@ -87,7 +87,7 @@ struct query_time<std::chrono::steady_clock> {
   using stamp = infra::detail::tick_clock::stamp;
   static stamp now() noexcept { return infra::detail::tick_clock::now(); }
   static double raw_duration(stamp start, stamp end) noexcept {
-    return static_cast<double>(end - start);
+    return end > start ? static_cast<double>(end - start) : 0.0;  // never a wrapped difference
   }
   using reader = infra::detail::tick_clock::converter;
 };
