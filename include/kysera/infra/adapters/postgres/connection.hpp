@@ -25,6 +25,7 @@
 #include "connection_string.hpp"
 #include "driver.hpp"
 #include "errors.hpp"
+#include "exit_registry.hpp"
 #include "options.hpp"
 
 namespace kysera::infra::postgres {
@@ -256,7 +257,8 @@ class connection : public adapters::detail::basic_connection<connection> {
     return [libpq = libpq_string_, timeout = options_.statement_timeout, description = description(),
             secrets = secrets()] { return open_session(libpq, timeout, description, secrets); };
   }
-  static void start_detached(std::function<void()> job) { std::thread(std::move(job)).detach(); }
+  // Counted, so that process exit waits for a connect still running (exit_registry.hpp).
+  static void start_detached(std::function<void()> job) { detail::connect_helpers::start(std::move(job)); }
   void adopt_session_locked(opened_session&& s) noexcept {
     drop_session_locked();
     broken_ = false;
@@ -349,8 +351,9 @@ class connection : public adapters::detail::basic_connection<connection> {
 
   // Runs under the statement marker's lock while a statement runs, so session_ is stable. The
   // cancel request runs on a detached helper thread that owns what it needs: libpq's cancel
-  // blocks while the server is paused, and nobody waits for it. libpq has no global state to tear
-  // down at exit, so (unlike MySQL's) this helper needs no exit registry.
+  // blocks while the server is paused, and nobody waits for it. A cancel request is sent
+  // unencrypted and touches no OpenSSL state, so unlike a background connect (exit_registry.hpp)
+  // exit does not wait for it.
   bool interrupt_statement() noexcept {
     std::shared_ptr<pqxx::connection> target = session_;
     if (!target) return false;
