@@ -22,6 +22,8 @@
 
 #include <kysera/infra/pool.hpp>
 
+#include "support_interleave.hpp"
+
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -69,7 +71,7 @@ kysera_pool make_pool(std::size_t size, bool record_timings = false) {
 
 // Every option of the pool during an outage on (issue #14): a connect limit, a bounded wait
 // queue, leak detection (the one that touches the fast path) and the connect backoff.
-kysera_pool make_outage_pool(std::size_t size) {
+kysera::infra::pool::pool_options outage_options(std::size_t size) {
   kysera::infra::pool::pool_options o;
   o.max_size = size;
   o.housekeeping_interval = std::chrono::milliseconds(0);
@@ -77,7 +79,11 @@ kysera_pool make_outage_pool(std::size_t size) {
   o.max_waiters = 64;
   o.leak_detection_threshold = std::chrono::seconds(10);
   o.connect_backoff_initial = std::chrono::milliseconds(100);
-  return kysera_pool([] { return std::make_unique<stub_connection>(); }, o);
+  return o;
+}
+
+kysera_pool make_outage_pool(std::size_t size) {
+  return kysera_pool([] { return std::make_unique<stub_connection>(); }, outage_options(size));
 }
 
 kysera_pool& our_pool() {
@@ -149,6 +155,45 @@ void kysera_outage_options(benchmark::State& state) {
   acquire_release(state, pool, pool_size);
 }
 BENCHMARK(kysera_outage_options)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+
+// The comparison the issue's "within 10 %" asks for, made so that load hits both alike: each
+// thread runs blocks of 1,000 cycles on a pool with the defaults and on one with every outage
+// option on, in turns (support_interleave.hpp). The counters are per block (so 1 us is 1 ns a
+// cycle): medians, 10th percentiles and the overhead, averaged over the threads.
+//
+// The two pools hold different connection types, so each has its own copy of the acquire code,
+// as two pools in a service do that are used from different places. Through one copy, the
+// CPU's predictors, trained on one pool's addresses, mispredict on the other's every time the
+// turn changes, and which of the two pays for it varies with where the heap put them.
+struct other_stub_connection {
+  void execute(std::string_view) noexcept {}
+  void close() noexcept {}
+};
+using other_pool = kysera::infra::pool::connection_pool<other_stub_connection>;
+
+void kysera_outage_options_interleaved(benchmark::State& state) {
+  static kysera_pool plain = make_pool(pool_size);
+  static other_pool outage(
+      [] { return std::make_unique<other_stub_connection>(); }, outage_options(pool_size));
+  static const bool warm = [] {
+    warm_up(plain, pool_size);
+    std::vector<other_pool::lease> leases;
+    for (std::size_t i = 0; i < pool_size; ++i) leases.push_back(outage.acquire());
+    return true;
+  }();
+  (void)warm;
+  auto block = [](auto& pool) {
+    return [&pool] {
+      for (int i = 0; i < 1000; ++i) {
+        auto lease = pool.acquire();
+        benchmark::DoNotOptimize(&lease.get());
+      }
+    };
+  };
+  kysera::bench::interleave(state, "defaults", block(plain), "outage_options", block(outage));
+}
+BENCHMARK(kysera_outage_options_interleaved)
+    ->Threads(1)->Threads(2)->Threads(8)->Iterations(10000)->UseRealTime();
 
 void kysera_outage_options_contended(benchmark::State& state) {
   static kysera_pool pool = make_outage_pool(contended_pool_size);

@@ -25,8 +25,9 @@ inline double quantile(std::vector<double>& v, double q) {
 /// find the machine warmer than one after a pause, so neither may always go second), and reports, as counters, the median and the
 /// 10th percentile (the intrinsic cost, least disturbed by other load) of each in microseconds,
 /// named `<base_name>_us`, `<base_name>_p10_us` and so on, and `other`'s overhead over `base` in
-/// percent (`overhead_%`, `overhead_p10_%`) and in nanoseconds (`added_ns`, `added_p10_ns`). An exception from either ends the case with its
-/// message as the benchmark's error.
+/// percent (`overhead_%`, `overhead_p10_%`) and in nanoseconds (`added_ns`, `added_p10_ns`). With
+/// several threads each thread interleaves on its own and the counters are their averages. An
+/// exception from either ends the case with its message as the benchmark's error.
 template <class Base, class Other>
 void interleave(benchmark::State& state, const std::string& base_name, Base&& base,
                 const std::string& other_name, Other&& other) {
@@ -57,10 +58,12 @@ void interleave(benchmark::State& state, const std::string& base_name, Base&& ba
   for (const auto& [suffix, q] : {std::pair<std::string, double>{"", 0.5}, {"_p10", 0.1}}) {
     const double b = quantile(base_ns, q);
     const double o = quantile(other_ns, q);
-    state.counters[base_name + suffix + "_us"] = b / 1000.0;
-    state.counters[other_name + suffix + "_us"] = o / 1000.0;
-    state.counters["overhead" + suffix + "_%"] = 100.0 * (o - b) / b;
-    state.counters["added" + suffix + "_ns"] = o - b;
+    // Averaged over the threads of a multi-threaded case (each thread interleaves on its own).
+    auto avg = [](double v) { return benchmark::Counter(v, benchmark::Counter::kAvgThreads); };
+    state.counters[base_name + suffix + "_us"] = avg(b / 1000.0);
+    state.counters[other_name + suffix + "_us"] = avg(o / 1000.0);
+    state.counters["overhead" + suffix + "_%"] = avg(100.0 * (o - b) / b);
+    state.counters["added" + suffix + "_ns"] = avg(o - b);
   }
 }
 

@@ -17,6 +17,7 @@
 #include "../../detail/time.hpp"
 #include "../options.hpp"
 #include "config.hpp"
+#include "slot.hpp"
 
 namespace kysera::infra::pool::detail {
 
@@ -65,19 +66,17 @@ class site_cell<false> {
 
 /// Thread-safe as used: one owner writes, the housekeeper reads, validating what it read
 /// against `stamp` and the slot's state word (a seqlock whose sequence is the state word). Every
-/// field is atomic, so a read that races a new lease is detected, never undefined.
-template <class Clock>
+/// field is atomic, so a read that races a new lease is detected, never undefined. When the
+/// lease began is not here: it is the slot's `last_checkout`, which the check-out already wrote.
 struct alignas(64) lease_record {
   std::atomic<std::uint64_t> stamp{0};  // the slot's state word of the lease recorded
-  std::atomic<typename Clock::rep> since{0};
   site_cell<> where;
   std::atomic<std::thread::id> thread{};
 };
 
 /// Thread-safe: this thread's id, read once (then a thread-local load, not a library call).
 inline std::thread::id this_thread_id() noexcept {
-  static thread_local std::thread::id id{};  // constant-initialised: no guard on each access
-  if (KYSERA_INFRA_POOL_UNLIKELY(id == std::thread::id())) id = std::this_thread::get_id();
+  static thread_local const std::thread::id id = std::this_thread::get_id();
   return id;
 }
 
@@ -87,45 +86,47 @@ template <class Clock>
 class leak_detector {
  public:
   leak_detector(std::size_t size, std::chrono::milliseconds threshold)
-      : records_(threshold.count() > 0 ? new lease_record<Clock>[size] : nullptr),
+      : records_(threshold.count() > 0 ? new lease_record[size] : nullptr),
         reported_(threshold.count() > 0 ? new std::uint64_t[size]() : nullptr),
         threshold_ms_(threshold),
         threshold_(infra::detail::saturating_duration_cast<typename Clock::duration>(threshold)) {}
 
   bool enabled() const noexcept { return records_ != nullptr; }
 
-  /// By the owner of slot `index`, just leased (the slot's state word changed to `state` before
-  /// this call) at `since`. Four relaxed stores and a compiler-only fence on x86.
-  void note(std::size_t index, std::uint64_t state, typename Clock::time_point since,
+  /// By the owner of slot `index`, just leased (the slot's state word changed to `state`, and its
+  /// last_checkout was set, before this call). Three plain stores and a compiler-only fence on
+  /// x86.
+  void note(std::size_t index, std::uint64_t state,
             const infra::detail::source_location& where) noexcept {
-    lease_record<Clock>& r = records_[index];
+    lease_record& r = records_[index];
     // Orders the state change before the stores below: a reader that sees any of them sees the
     // new state word too, so it cannot take them for the previous lease's.
     std::atomic_thread_fence(std::memory_order_release);
-    r.since.store(since.time_since_epoch().count(), std::memory_order_relaxed);
     r.where.store(where);
     r.thread.store(this_thread_id(), std::memory_order_relaxed);
     r.stamp.store(state, std::memory_order_release);
   }
 
-  /// Under the maintain mutex: slot `index` is leased with state word `state`, which `current`
-  /// reads again. Returns the warning to log when that lease is older than the threshold at `now`
-  /// and was not reported yet (then it never is again), else an empty string.
-  template <class Current>
+  /// Under the maintain mutex: `s`, slot `index`, is leased with state word `state`. Returns the
+  /// warning to log when that lease is older than the threshold at `now` and was not reported yet
+  /// (then it never is again), else an empty string.
   std::string scan(std::size_t index, std::uint64_t state, typename Clock::time_point now,
-                   Current current) {
+                   const slot<Clock>& s) {
     if (reported_[index] == state) return {};
-    lease_record<Clock>& r = records_[index];
+    const lease_record& r = records_[index];
+    // The stamp (a release store after the check-out's) makes this lease's last_checkout visible;
+    // a newer one read here instead is caught by the state word below (written before it, and
+    // the acquire fence pairs with that release store).
     if (r.stamp.load(std::memory_order_acquire) != state) return {};  // not noted yet
-    const auto since = r.since.load(std::memory_order_relaxed);
+    const auto leased = s.last_checkout();
     const lease_site where = r.where.load();
     const auto thread = r.thread.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (current() != state) return {};  // leased anew meanwhile: what we read may be torn
+    // Leased anew meanwhile: what was read may be torn.
+    if (s.state.load(std::memory_order_relaxed) != state) return {};
     const char* file = where.file;
     const char* function = where.function;
     const auto line = where.line;
-    const auto leased = typename Clock::time_point(typename Clock::duration(since));
     const auto held = infra::detail::saturating_sub(now, leased);
     if (held < threshold_) return {};
     reported_[index] = state;
@@ -140,7 +141,7 @@ class leak_detector {
   }
 
  private:
-  const std::unique_ptr<lease_record<Clock>[]> records_;
+  const std::unique_ptr<lease_record[]> records_;
   const std::unique_ptr<std::uint64_t[]> reported_;  // the state word last reported, per slot
   const std::chrono::milliseconds threshold_ms_;
   const typename Clock::duration threshold_;

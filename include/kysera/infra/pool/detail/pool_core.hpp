@@ -214,7 +214,7 @@ class pool_core : public pool_base {
   // The caller has just been handed `s`; records where and by whom (leak detection on).
   void note_lease(slot_type& s, const infra::detail::source_location& where) noexcept {
     leaks_.note(static_cast<std::size_t>(&s - slots_.get()),
-                s.state.load(std::memory_order_relaxed), s.last_checkout, where);
+                s.state.load(std::memory_order_relaxed), where);
   }
 
  private:
@@ -236,12 +236,12 @@ class pool_core : public pool_base {
     }
     bool proven = false;
     if constexpr (Validate) {
-      if (KYSERA_INFRA_POOL_UNLIKELY(now - s.last_checkout >= validation_threshold_)) {
+      if (KYSERA_INFRA_POOL_UNLIKELY(now - s.last_checkout() >= validation_threshold_)) {
         if (!revalidate(s)) return false;
         proven = true;
       }
     }
-    s.last_checkout = now;
+    s.set_last_checkout(now);
     s.proven = proven;
     s.count_acquired();
     return true;

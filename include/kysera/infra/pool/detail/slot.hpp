@@ -41,12 +41,25 @@ template <class Clock>
 struct alignas(64) slot {
   std::atomic<std::uint64_t> state{0};
   void* connection = nullptr;                  // a Connection*, owned by the pool
-  typename Clock::time_point last_checkout{};  // when last handed out (or opened)
+  // When last handed out (or opened), in Clock ticks: written by the owner with a release store
+  // after it claimed the slot, so leak detection can read it back (see lease_record).
+  std::atomic<typename Clock::rep> checkout_ticks{0};
   typename Clock::time_point expires_at{};
   typename Clock::time_point leased_at{};      // when handed out, kept only with record_timings
   bool proven = false;  // opened or pinged by the acquire that handed it out
   // Written only by the owner (plain load + store, no RMW); read by get_statistics.
   std::atomic<std::uint64_t> acquired{0};
+
+  /// By the owner: when it was last handed out (or opened).
+  typename Clock::time_point last_checkout() const noexcept {
+    return typename Clock::time_point(
+        typename Clock::duration(checkout_ticks.load(std::memory_order_relaxed)));
+  }
+  /// By the owner, after claiming the slot: handed out (or opened) at `t`. A release store (a
+  /// plain store on x86): whoever reads `t` back and then fences sees the claim too.
+  void set_last_checkout(typename Clock::time_point t) noexcept {
+    checkout_ticks.store(t.time_since_epoch().count(), std::memory_order_release);
+  }
 
   /// By the owner: one more lease handed out.
   void count_acquired() noexcept {

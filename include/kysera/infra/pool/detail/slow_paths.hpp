@@ -182,7 +182,7 @@ template <class Clock>
 void pool_core<Clock>::install(slot_type& s, void* c) noexcept {
   const auto now = Clock::now();
   s.connection = c;
-  s.last_checkout = now;
+  s.set_last_checkout(now);
   s.proven = true;
   if (options_.max_lifetime.count() == 0 || max_lifetime_ == Clock::duration::max()) {
     s.expires_at = Clock::time_point::max();  // never; a lifetime beyond the clock is never too
@@ -254,8 +254,7 @@ void pool_core<Clock>::report_leaks(typename Clock::time_point now) noexcept {
     const auto st = slots_[i].state.load(std::memory_order_acquire);
     if (tag_of(st) != slot_tag::in_use) continue;
     try {
-      std::string warning = leaks_.scan(
-          i, st, now, [&] { return slots_[i].state.load(std::memory_order_relaxed); });
+      std::string warning = leaks_.scan(i, st, now, slots_[i]);
       if (warning.empty()) continue;
       counters_.count_leaked();
       log(log_level::warn, warning);
