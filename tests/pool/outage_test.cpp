@@ -25,6 +25,11 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace infra = kysera::infra;
 namespace kp = kysera::infra::pool;
 using kysera::test::manual_clock;
@@ -363,8 +368,11 @@ TEST_CASE("a lease held past leak_detection_threshold is reported once, naming w
   test_pool pool(f.backend->factory(), o);
   const auto line = __LINE__ + 1;
   auto lease = pool.acquire();
-  std::ostringstream me;
-  me << std::this_thread::get_id();
+#if defined(__linux__)
+  const auto me = std::to_string(::syscall(SYS_gettid));  // the kernel's id, as top -H shows it
+#else
+  const auto me = std::to_string(kysera::infra::pool::detail::this_thread_number());
+#endif
   manual_clock::advance(999ms);
   pool.maintain();
   CHECK(log.warnings().empty());
@@ -374,7 +382,7 @@ TEST_CASE("a lease held past leak_detection_threshold is reported once, naming w
   const auto w = log.warnings().front();
   INFO(w);
   CHECK(contains(w, "outage_test.cpp:" + std::to_string(line)));
-  CHECK(contains(w, "by thread " + me.str()));
+  CHECK(contains(w, "by thread " + me + " "));
   CHECK(contains(w, "held for 1000 ms"));
   CHECK(pool.get_statistics().leaked == 1);
   manual_clock::advance(10s);
@@ -394,6 +402,29 @@ TEST_CASE("a lease held past leak_detection_threshold is reported once, naming w
   manual_clock::advance(2s);
   pool.maintain();
   CHECK(pool.get_statistics().leaked == 2);
+}
+
+TEST_CASE("a leak report names the thread that acquired, not the one that scans",
+          "[pool][outage]") {
+  fixture f;
+  capture_logger log;
+  auto o = quiet(2);
+  o.leak_detection_threshold = 1s;
+  o.logger = &log;
+  test_pool pool(f.backend->factory(), o);
+  std::optional<test_pool::lease> held;
+  std::uint32_t worker = 0;
+  std::thread([&] {
+    held.emplace(pool.acquire());
+    worker = kysera::infra::pool::detail::this_thread_number();
+  }).join();
+  REQUIRE(worker != 0);
+  CHECK(worker != kysera::infra::pool::detail::this_thread_number());
+  manual_clock::advance(1s);
+  pool.maintain();
+  REQUIRE(log.warnings().size() == 1);
+  INFO(log.warnings().front());
+  CHECK(contains(log.warnings().front(), "by thread " + std::to_string(worker) + " "));
 }
 
 TEST_CASE("leak detection is off by default", "[pool][outage]") {

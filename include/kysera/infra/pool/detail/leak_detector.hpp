@@ -11,7 +11,11 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <thread>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "../../detail/source_location.hpp"
 #include "../../detail/time.hpp"
@@ -68,16 +72,39 @@ class site_cell<false> {
 /// against `stamp` and the slot's state word (a seqlock whose sequence is the state word). Every
 /// field is atomic, so a read that races a new lease is detected, never undefined. When the
 /// lease began is not here: it is the slot's `last_checkout`, which the check-out already wrote.
+/// The stamp holds the low half of the state word (its version changes with every lease, and
+/// every lease rewrites the record, so the half never matches a record left from an earlier
+/// lease) and, in the high half, the holding thread's number (`this_thread_number`).
 struct alignas(64) lease_record {
-  std::atomic<std::uint64_t> stamp{0};  // the slot's state word of the lease recorded
+  std::atomic<std::uint64_t> stamp{0};
   site_cell<> where;
-  std::atomic<std::thread::id> thread{};
 };
 
-/// Thread-safe: this thread's id, read once (then a thread-local load, not a library call).
-inline std::thread::id this_thread_id() noexcept {
-  static thread_local const std::thread::id id = std::this_thread::get_id();
-  return id;
+/// Thread-safe. A number for the calling thread as operators see it: on Linux the kernel's thread
+/// id (what `top -H`, gdb, /proc/PID/task and spdlog's `%t` show); elsewhere 1, 2, ... in the
+/// order threads first ask. Read once per thread, then a thread-local load.
+inline std::uint32_t this_thread_number() noexcept {
+  static thread_local std::uint32_t number = 0;  // constant-initialised: no guard
+  if (KYSERA_INFRA_POOL_UNLIKELY(number == 0)) {
+#if defined(__linux__)
+    number = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+#else
+    static std::atomic<std::uint32_t> next{1};
+    number = next.fetch_add(1, std::memory_order_relaxed);
+#endif
+  }
+  return number;
+}
+
+/// The stamp of a lease with state word `state` taken by thread `thread`, and its parts.
+constexpr std::uint64_t lease_stamp(std::uint64_t state, std::uint32_t thread) noexcept {
+  return (state & 0xffffffffu) | (static_cast<std::uint64_t>(thread) << 32);
+}
+constexpr bool stamp_matches(std::uint64_t stamp, std::uint64_t state) noexcept {
+  return ((stamp ^ state) & 0xffffffffu) == 0;
+}
+constexpr std::uint32_t stamp_thread(std::uint64_t stamp) noexcept {
+  return static_cast<std::uint32_t>(stamp >> 32);
 }
 
 /// Thread-safe as the pool uses it: `note` by a lease's owner, `scan` under the pool's
@@ -94,8 +121,7 @@ class leak_detector {
   bool enabled() const noexcept { return records_ != nullptr; }
 
   /// By the owner of slot `index`, just leased (the slot's state word changed to `state`, and its
-  /// last_checkout was set, before this call). Three plain stores and a compiler-only fence on
-  /// x86.
+  /// last_checkout was set, before this call). Two plain stores and a compiler-only fence on x86.
   void note(std::size_t index, std::uint64_t state,
             const infra::detail::source_location& where) noexcept {
     lease_record& r = records_[index];
@@ -103,8 +129,7 @@ class leak_detector {
     // new state word too, so it cannot take them for the previous lease's.
     std::atomic_thread_fence(std::memory_order_release);
     r.where.store(where);
-    r.thread.store(this_thread_id(), std::memory_order_relaxed);
-    r.stamp.store(state, std::memory_order_release);
+    r.stamp.store(lease_stamp(state, this_thread_number()), std::memory_order_release);
   }
 
   /// Under the maintain mutex: `s`, slot `index`, is leased with state word `state`. Returns the
@@ -117,10 +142,10 @@ class leak_detector {
     // The stamp (a release store after the check-out's) makes this lease's last_checkout visible;
     // a newer one read here instead is caught by the state word below (written before it, and
     // the acquire fence pairs with that release store).
-    if (r.stamp.load(std::memory_order_acquire) != state) return {};  // not noted yet
+    const auto stamp = r.stamp.load(std::memory_order_acquire);
+    if (!stamp_matches(stamp, state)) return {};  // not noted yet
     const auto leased = s.last_checkout();
     const lease_site where = r.where.load();
-    const auto thread = r.thread.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
     // Leased anew meanwhile: what was read may be torn.
     if (s.state.load(std::memory_order_relaxed) != state) return {};
@@ -132,7 +157,7 @@ class leak_detector {
     reported_[index] = state;
     std::ostringstream msg;
     msg << "connection pool: a connection acquired at " << (file ? file : "?") << ':' << line
-        << " (" << (function ? function : "?") << ") by thread " << thread
+        << " (" << (function ? function : "?") << ") by thread " << stamp_thread(stamp)
         << " has been held for "
         << std::chrono::duration_cast<std::chrono::milliseconds>(held).count()
         << " ms, longer than leak_detection_threshold (" << threshold_ms_.count()
