@@ -12,6 +12,8 @@
 #include <kysera/infra/pool.hpp>
 #include <kysera/infra/resilience.hpp>
 
+#include "support_interleave.hpp"
+
 #if defined(KYSERA_INFRA_HAS_POSTGRES)
 #include <kysera/infra/adapters/postgres.hpp>
 #endif
@@ -153,8 +155,9 @@ std::optional<std::string> postgres_url() {
   return std::nullopt;
 }
 
-// Alternates a bare pooled SELECT 1 with an instrumented one on the same pool; reports each mean
-// and the instrumented one's overhead in percent. Iteration time is the pair.
+// A bare pooled SELECT 1 and an instrumented one on the same pool, taking turns going first
+// (support_interleave.hpp): medians and 10th percentiles of each, and the overhead. Iteration
+// time is the pair.
 void BM_postgres_pool_select1_bare_vs_instrumented(benchmark::State& state) {
   const auto url = postgres_url();
   if (!url) {
@@ -175,23 +178,9 @@ void BM_postgres_pool_select1_bare_vs_instrumented(benchmark::State& state) {
   }
   km::registry reg;
   auto idb = km::instrument(*pool, reg, {km::db_system::postgresql, "postgres"});
-  using clock = std::chrono::steady_clock;
-  clock::duration bare{}, instrumented{};
-  for (auto _ : state) {
-    auto t0 = clock::now();
-    pool->execute("SELECT 1");
-    auto t1 = clock::now();
-    idb.execute("SELECT 1");
-    auto t2 = clock::now();
-    bare += t1 - t0;
-    instrumented += t2 - t1;
-  }
-  const double n = static_cast<double>(state.iterations());
-  const double b = std::chrono::duration<double, std::micro>(bare).count() / n;
-  const double i = std::chrono::duration<double, std::micro>(instrumented).count() / n;
-  state.counters["bare_us"] = b;
-  state.counters["instrumented_us"] = i;
-  state.counters["overhead_pct"] = (i - b) / b * 100.0;
+  kysera::bench::interleave(
+      state, "bare", [&] { pool->execute("SELECT 1"); }, "instrumented",
+      [&] { idb.execute("SELECT 1"); });
 }
 BENCHMARK(BM_postgres_pool_select1_bare_vs_instrumented)->UseRealTime()->Unit(benchmark::kMicrosecond);
 #endif
