@@ -155,9 +155,10 @@ BENCHMARK(kysera_contended)->Threads(8)->Iterations(contended_iterations)->UseRe
 // cycle): medians, 10th percentiles and the overhead, averaged over the threads.
 //
 // The two pools hold different connection types, so each has its own copy of the acquire code,
-// as two pools in a service do that are used from different places. Through one copy, the
-// CPU's predictors, trained on one pool's addresses, mispredict on the other's every time the
-// turn changes, and which of the two pays for it varies with where the heap put them.
+// as two pools in a service do that are used from different places. Through one shared copy the
+// difference followed where the heap had put the two pools rather than their options (0 to
+// 25 %, moving to the other pool when its lease records moved by a few cache lines), which looks
+// like the CPU's predictors trained on one pool and wrong for the other after each turn.
 struct other_stub_connection {
   void execute(std::string_view) noexcept {}
   void close() noexcept {}
