@@ -358,14 +358,19 @@ TEST_CASE("under an ambient deadline a max_waiters rejection is still pool_exhau
   CHECK(waiter.get() == 1);
 }
 
+// Two connections, leak detection at 1 s, warnings to `log`.
+static kp::pool_options leak_options(capture_logger& log) {
+  auto o = quiet(2);
+  o.leak_detection_threshold = 1s;
+  o.logger = &log;
+  return o;
+}
+
 TEST_CASE("a lease held past leak_detection_threshold is reported once, naming where and who",
           "[pool][outage]") {
   fixture f;
   capture_logger log;
-  auto o = quiet(2);
-  o.leak_detection_threshold = 1s;
-  o.logger = &log;
-  test_pool pool(f.backend->factory(), o);
+  test_pool pool(f.backend->factory(), leak_options(log));
   const auto line = __LINE__ + 1;
   auto lease = pool.acquire();
 #if defined(__linux__)
@@ -408,10 +413,7 @@ TEST_CASE("a leak report names the thread that acquired, not the one that scans"
           "[pool][outage]") {
   fixture f;
   capture_logger log;
-  auto o = quiet(2);
-  o.leak_detection_threshold = 1s;
-  o.logger = &log;
-  test_pool pool(f.backend->factory(), o);
+  test_pool pool(f.backend->factory(), leak_options(log));
   std::optional<test_pool::lease> held;
   std::uint32_t worker = 0;
   std::thread([&] {

@@ -77,16 +77,7 @@ class pool_core : public pool_base {
 
   /// `close()`, then waits up to `timeout` for every lease to end and every connection to be
   /// closed. Returns whether that happened in time.
-  bool close_for(std::chrono::milliseconds timeout) noexcept {
-    close();
-    const auto deadline = infra::detail::saturating_add(Clock::now(), timeout);
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (all_empty()) return true;
-      if (Clock::now() >= deadline) return false;
-      wait_step(lock, drained_cv_, deadline);
-    }
-  }
+  bool close_for(std::chrono::milliseconds timeout) noexcept;
 
   /// One housekeeping pass (see `connection_pool::maintain`).
   void maintain() noexcept;

@@ -249,6 +249,18 @@ void pool_core<Clock>::warm_up(std::chrono::milliseconds timeout) {
 }
 
 template <class Clock>
+bool pool_core<Clock>::close_for(std::chrono::milliseconds timeout) noexcept {
+  close();
+  const auto deadline = infra::detail::saturating_add(Clock::now(), timeout);
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (all_empty()) return true;
+    if (Clock::now() >= deadline) return false;
+    wait_step(lock, drained_cv_, deadline);
+  }
+}
+
+template <class Clock>
 void pool_core<Clock>::report_leaks(typename Clock::time_point now) noexcept {
   for (std::size_t i = 0; i < size_; ++i) {
     const auto st = slots_[i].state.load(std::memory_order_acquire);
